@@ -1,0 +1,1 @@
+"""bilateral-bench: benchmark HDRNet and baselines against slow reference image operators."""
