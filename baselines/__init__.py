@@ -1,0 +1,1 @@
+"""Approximators that are not HDRNet: classic upsampling methods and learned peers."""

@@ -1,0 +1,127 @@
+"""Run one (task, model, profile) job: pairs, fit, full-resolution evaluation, results.json.
+
+Usage: python -m benchmark task=local_laplacian model=hdrnet [profile=smoke|quick|paper] [key=value ...]
+       python -m benchmark --help    (Hydra's help: config groups and every key)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.approximator import Approximator, FitContext
+from benchmark.curves import write_training_curve
+from benchmark.data import load_photos, split_photos
+from benchmark.errors import BenchmarkError
+from benchmark.evaluate import TimingConfig, evaluate
+from benchmark.metrics import METRIC_DEFINITIONS, Lpips
+from benchmark.pairs import make_pairs
+from benchmark.results import environment, format_table, summarise, write_json_atomic
+from benchmark.train import TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"device={name!r} asked for CUDA, but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N")
+    return device
+
+
+def _instantiate(node: DictConfig, key: str) -> Any:
+    """Hydra's instantiate, with a constructor's complaint turned into a one-line error."""
+    try:
+        return hydra.utils.instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        cause = error.__cause__
+        raise BenchmarkError(f"{key}: {cause}" if cause else str(error).splitlines()[0]) from None
+
+
+def checkpoint_path(cfg: DictConfig) -> Path:
+    """Same training config, same checkpoint: re-running a command resumes or reuses its training."""
+    keyed = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "model", "train", "data")}
+    keyed["data"].pop("cache_dir")
+    keyed["seed"] = cfg.seed
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cfg.data.cache_dir) / "checkpoints" / f"{cfg.task.name}-{cfg.model.name}-{digest}.pt"
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The whole job; nothing is written to ``run_dir`` until the results are complete."""
+    device = resolve_device(cfg.device)
+    train_cfg = TrainConfig(**cfg.train)
+    train_cfg.validate()
+    timing = TimingConfig(**{k: cfg.eval[k] for k in ("warmup", "repeats")})
+    if timing.warmup < 0 or timing.repeats < 1:
+        raise BenchmarkError(f"eval.warmup={timing.warmup} must be >= 0 and eval.repeats={timing.repeats} >= 1")
+    torch.manual_seed(cfg.seed)
+    model: Approximator = _instantiate(cfg.model, "model")
+    operator = _instantiate(cfg.task.operator, "task.operator")
+    operator_params = OmegaConf.to_container(cfg.task.operator, resolve=True)
+
+    photos = load_photos(cfg.data.root, cfg.data.max_side, cfg.data.max_images)
+    train_photos, test_photos = split_photos(photos, cfg.data.test_fraction, cfg.seed)
+    cache_dir = Path(cfg.data.cache_dir) / "pairs"
+    train_pairs, reused_train = make_pairs(train_photos, cfg.task.name, operator, operator_params, cache_dir)
+    test_pairs, reused_test = make_pairs(test_photos, cfg.task.name, operator, operator_params, cache_dir)
+    print(
+        f"{len(train_pairs)} training and {len(test_pairs)} test pairs "
+        f"({reused_train + reused_test} from the cache in {cache_dir})",
+        flush=True,
+    )
+    lpips = Lpips.load(cfg.eval.lpips_net)
+    lpips_status = "computed" if isinstance(lpips, Lpips) else lpips
+
+    context = FitContext(train_cfg, test_pairs, checkpoint_path(cfg), device, cfg.seed)
+    training = model.fit(train_pairs, context)
+    rows = evaluate(model, test_pairs, operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
+    results = {
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "profile": cfg.profile_name,
+        "needs_operator": model.needs_operator,
+        "parameters": model.parameter_count(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "environment": environment(device),
+        "metrics": METRIC_DEFINITIONS,
+        "lpips_status": lpips_status,
+        "split": {"train": [p.name for p in train_pairs], "test": [p.name for p in test_pairs]},
+        "training": {k: v for k, v in training.items() if k != "curve"},
+        "images": rows,
+        "summary": summarise(rows),
+    }
+    if "curve" in training:
+        write_training_curve(training["curve"], run_dir)
+    write_json_atomic(results, run_dir / "results.json")
+    print(format_table(results))
+    print(f"results: {run_dir / 'results.json'}")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""What every model of the harness is (DESIGN §4) and what it is given to fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from benchmark.pairs import PairSet
+from benchmark.train import TrainConfig
+
+Operator = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Everything a model may need to fit besides the training pairs."""
+
+    train: TrainConfig
+    monitor_pairs: PairSet  # held-out pairs, for learning curves only
+    checkpoint_path: Path
+    device: torch.device
+    seed: int
+
+
+class Approximator(Protocol):
+    name: str
+    needs_operator: bool  # True for upsampling baselines: they run the operator at low resolution
+
+    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
+        """Train (or do nothing); returns a summary for results.json (empty when nothing to say)."""
+
+    def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
+        """Full-resolution HxWx3 float32 in [0, 1] -> same size output in [0, 1]."""
+
+    def parameter_count(self) -> int:
+        """Learned parameters (0 for classic methods)."""

@@ -1,0 +1,103 @@
+"""results.json: the one results writer, and the one-screen console table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.data import PROJECT_ROOT
+
+SUMMARY_KEYS = (
+    "psnr", "ssim", "delta_e", "lpips", "identity_psnr",
+    "time_ms", "time_ms_per_mp", "reference_time_ms", "reference_time_ms_per_mp",
+)
+
+
+def git_revision() -> str:
+    """HEAD's hash, with '+dirty' when the tree has changes; 'unknown' outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions, threads, device and revision: what a reader needs to trust or redo the numbers."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "opencv_threads": cv2.getNumThreads(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "git_revision": git_revision(),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over test images of each per-image value (None when a metric was skipped)."""
+    summary: dict[str, Any] = {}
+    for key in SUMMARY_KEYS:
+        values = [row[key] for row in rows]
+        summary[key] = None if any(v is None for v in values) else float(np.mean(values))
+    summary["images"] = len(rows)
+    return summary
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    """Temp file + rename: a results file is either complete or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Per-image rows and their mean, with the untouched input's PSNR for scale."""
+    columns = {
+        "image": "image", "psnr": "PSNR dB", "ssim": "SSIM", "delta_e": "ΔE", "lpips": "LPIPS",
+        "identity_psnr": "input PSNR", "time_ms": "ms", "time_ms_per_mp": "ms/MP",
+        "reference_time_ms": "ref ms",
+    }
+    summary = results["summary"]
+    mean_row = {"image": "mean", **{k: summary[k] for k in columns if k != "image"}}
+    frame = pd.DataFrame([*results["images"], mean_row])[list(columns)].fillna(float("nan"))
+    frame = frame.rename(columns=columns)
+    formats = {"SSIM": "{:.4f}".format, "LPIPS": "{:.4f}".format}
+    body = frame.to_string(index=False, na_rep="—", float_format="{:.2f}".format, formatters=formats)
+    speedup = summary["reference_time_ms"] / summary["time_ms"]
+    lines = [
+        f"task={results['task']}  model={results['model']}  device={results['environment']['device']}  "
+        f"threads={results['environment']['torch_threads']}",
+        body,
+        f"speedup over the reference operator: {speedup:.1f}x   LPIPS: {results['lpips_status']}",
+    ]
+    return "\n".join(lines)

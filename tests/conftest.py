@@ -1,0 +1,47 @@
+"""Shared fixtures: small photo folders and the composed Hydra config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
+from benchmark.images import read_image, resize, write_image
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config a `python -m benchmark ...` command would run with."""
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m benchmark ARGS` as a user runs it, from ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """Four small real photos (bundled Kodak, shrunk to 96 px) in a folder of their own."""
+    folder = tmp_path / "photos"
+    for name in ("kodim01", "kodim03", "kodim04", "kodim07"):
+        image = read_image(BUNDLED_PHOTOS / f"{name}.png")
+        height, width = image.shape[:2]
+        write_image(folder / f"{name}.png", resize(image, (height * 96 // width if width >= height else 96,
+                                                          96 if width >= height else width * 96 // height)))
+    return folder
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

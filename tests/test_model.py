@@ -1,0 +1,46 @@
+"""HDRNet network: paper's size, shapes, identity start, config errors."""
+
+import pytest
+import torch
+
+from benchmark.hdrnet.model import HDRNet
+
+
+def test_default_parameter_count_matches_paper():
+    count = sum(p.numel() for p in HDRNet().parameters())
+    assert abs(count - 482_000) / 482_000 < 0.05, count
+
+
+def test_grid_and_output_shapes():
+    model = HDRNet()
+    assert model.coefficients(torch.rand(2, 3, 256, 256)).shape == (2, 12, 8, 16, 16)
+    assert model(torch.rand(2, 3, 120, 200)).shape == (2, 3, 120, 200)
+    small = HDRNet(spatial_bins=8, luma_bins=4)
+    assert small.coefficients(torch.rand(1, 3, 256, 256)).shape == (1, 12, 4, 8, 8)
+
+
+@pytest.mark.parametrize("guide", ["pointwise", "curves"])
+def test_starts_at_identity_and_guide_in_range(guide):
+    model = HDRNet(guide=guide)
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), image, atol=1e-5, rtol=0)
+        values = model.guide(image)
+    assert values.shape == (1, 64, 96) and values.min() >= 0 and values.max() <= 1
+    assert values.std() > 0.05  # the guide separates intensities from the start
+
+
+def test_guide_follows_luminance_at_start():
+    ramp = torch.linspace(0, 1, 50).view(1, 1, 1, 50).expand(1, 3, 2, 50)
+    with torch.no_grad():
+        values = HDRNet().guide(ramp)[0, 0]
+    assert torch.all(values[1:] > values[:-1])
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="model.grid.spatial=12"):
+        HDRNet(spatial_bins=12)
+    with pytest.raises(ValueError, match="model.guide='edges'"):
+        HDRNet(guide="edges")
+    with pytest.raises(ValueError, match="model.grid.luma_bins=0"):
+        HDRNet(luma_bins=0)

@@ -1,0 +1,155 @@
+"""The whole job as a user runs it: smoke profile end to end, resume, cache reuse, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.__main__ import run
+from benchmark.errors import BenchmarkError
+from benchmark.hdrnet.model import HDRNet
+from benchmark.images import write_image
+from benchmark.pairs import Pair
+from benchmark.train import TrainConfig, train_hdrnet
+from tests.conftest import compose_config, run_cli
+
+TOP_LEVEL_KEYS = {"task", "model", "config", "environment", "metrics", "images", "summary"}
+SUMMARY_KEYS = {"psnr", "ssim", "delta_e", "lpips", "time_ms", "reference_time_ms", "identity_psnr"}
+
+
+def smoke_args(tmp_path: Path, run_name: str, *extra: str) -> list[str]:
+    return [
+        "profile=smoke", f"hydra.run.dir={tmp_path / run_name}", f"data.cache_dir={tmp_path / 'cache'}", *extra,
+    ]
+
+
+def test_smoke_run_end_to_end_then_reuses_cache_and_checkpoint(tmp_path):
+    first = run_cli(smoke_args(tmp_path, "run1"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    results = json.loads((tmp_path / "run1" / "results.json").read_text())
+    assert TOP_LEVEL_KEYS <= results.keys()
+    assert SUMMARY_KEYS <= results["summary"].keys()
+    assert results["task"] == "local_laplacian" and results["model"] == "hdrnet"
+    assert {"torch", "torch_threads", "device", "git_revision"} <= results["environment"].keys()
+    assert set(results["metrics"]) == {"psnr", "ssim", "delta_e", "lpips"}
+    assert len(results["images"]) == results["summary"]["images"] == 1
+    assert not set(results["split"]["train"]) & set(results["split"]["test"])
+    training = results["training"]
+    assert training["steps"] == 16 and training["loss_after"] < training["loss_before"]
+    assert (tmp_path / "run1" / "training_curve.csv").read_text().startswith("step,train_seconds,test_psnr")
+    assert "mean" in first.stdout and "speedup" in first.stdout
+    assert "0 from the cache" in first.stdout
+
+    second = run_cli(smoke_args(tmp_path, "run2"), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "4 from the cache" in second.stdout and "Resuming" in second.stdout
+    again = json.loads((tmp_path / "run2" / "results.json").read_text())
+    assert again["summary"]["psnr"] == pytest.approx(results["summary"]["psnr"], abs=1e-9)
+
+
+def _pairs(rng: np.random.Generator, count: int) -> list[Pair]:
+    pairs = []
+    for i in range(count):
+        image = rng.random((40, 56, 3), dtype=np.float32)
+        pairs.append(Pair(f"p{i}", image, np.clip(image**0.7 * 0.9, 0, 1).astype(np.float32)))
+    return pairs
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeypatch):
+    pairs = _pairs(rng, 3)
+    cfg = TrainConfig(steps=12, batch_size=2, crop_size=32, lr=1e-3, lr_schedule="cosine",
+                      weight_decay=0.0, checkpoint_every=4, eval_every=6)
+    device = torch.device("cpu")
+
+    def fresh_model() -> HDRNet:
+        torch.manual_seed(0)
+        return HDRNet(spatial_bins=8, luma_bins=4)
+
+    reference = fresh_model()
+    train_hdrnet(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
+
+    interrupted = fresh_model()
+    calls = {"n": 0}
+    original_step = torch.optim.Adam.step
+
+    def step_then_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
+    with pytest.raises(BenchmarkError, match="run the same command again to resume"):
+        train_hdrnet(interrupted, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert saved["progress"]["step"] == 6
+
+    resumed = fresh_model()
+    summary = train_hdrnet(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+    assert summary["steps"] == 12
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
+
+
+def test_corrupt_image_is_named_and_nothing_is_written(tmp_path, photo_dir):
+    (photo_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    result = run_cli(smoke_args(tmp_path, "run", f"data.root={photo_dir}"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+@pytest.mark.parametrize("override, named", [("model=nope", "model/nope"), ("task=nope", "task/nope")])
+def test_unknown_group_option_is_named(tmp_path, override, named):
+    result = run_cli(smoke_args(tmp_path, "run", override), cwd=tmp_path)
+    assert result.returncode != 0
+    assert named in result.stderr and "Available options" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("model.grid.spatial=12", "model.grid.spatial=12"),
+        ("model.guide=edges", "model.guide='edges'"),
+        ("train.crop_size=500", "train.crop_size=500"),
+        ("train.lr=-1", "train.lr=-1"),
+        ("data.test_fraction=1.0", "data.test_fraction=1.0"),
+        ("device=tpu", "device='tpu'"),
+    ],
+)
+def test_bad_settings_give_one_line_naming_the_key(tmp_path, photo_dir, override, named):
+    cfg = compose_config(["profile=smoke", f"data.root={photo_dir}", f"data.cache_dir={tmp_path}", override])
+    with pytest.raises(BenchmarkError) as error:
+        run(cfg, tmp_path / "run")
+    assert named in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_rgba_16bit_grey_and_jpeg_photos_run(tmp_path, photo_dir, rng):
+    base = np.linspace(0, 1, 96 * 64 * 3, dtype=np.float32).reshape(64, 96, 3)
+    import cv2
+
+    cv2.imwrite(str(photo_dir / "rgba.png"), np.dstack([(base * 255).astype(np.uint8), np.full((64, 96), 128, np.uint8)]))
+    cv2.imwrite(str(photo_dir / "deep.png"), (base[..., ::-1] * 65535).astype(np.uint16))
+    cv2.imwrite(str(photo_dir / "grey.png"), (base[..., 0] * 255).astype(np.uint8))
+    write_image(photo_dir / "photo.jpg", rng.random((64, 96, 3), dtype=np.float32))
+    cfg = compose_config(
+        ["profile=smoke", f"data.root={photo_dir}", f"data.cache_dir={tmp_path}", "data.max_images=8", "train.steps=2"]
+    )
+    results = run(cfg, tmp_path / "run")
+    assert len(results["split"]["train"]) + len(results["split"]["test"]) == 8
+
+
+def test_bicubic_baseline_runs(tmp_path, photo_dir):
+    cfg = compose_config(["profile=smoke", "model=bicubic", f"data.root={photo_dir}", f"data.cache_dir={tmp_path}"])
+    results = run(cfg, tmp_path / "run")
+    assert results["needs_operator"] is True and results["parameters"] == 0
+    assert results["summary"]["psnr"] > 15
+    assert (tmp_path / "run" / "results.json").exists()
