@@ -25,6 +25,8 @@ import math
 import cv2
 import numpy as np
 
+from operators.checks import check_image, check_number
+
 # "strong" (α=0.25, σ_r=0.2) is the strongest detail boost of the parameter grid of Paris 2011
 # (CACM 2015 reprint, Fig. 15: α in {0.25, 0.5, 2, 4} x σ_r in {0.1, 0.2, 0.4}); "normal" (α=0.5)
 # is our choice, the next milder setting of that grid. HDRNet's exact settings are not published.
@@ -134,23 +136,13 @@ def local_laplacian_gray(
 def _check(image: np.ndarray, alpha: float, sigma_r: float, beta: float,
            levels: int | None, n_samples: int) -> None:
     """Raise ValueError naming the argument, what was expected and what came."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        got = f"shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"image: expected an (H, W, 3) RGB array, got {got}")
-    if image.dtype != np.float32:
-        raise ValueError(f"image: expected dtype float32, got {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image: expected a non-empty image, got shape {image.shape}")
-    low, high = image.min(), image.max()
-    if not (low >= 0.0 and high <= 1.0):  # also catches NaN
-        raise ValueError(f"image: expected values in [0, 1], got range [{low}, {high}]")
+    check_image(image)
     for name, value, ok, expected in [
         ("alpha", alpha, lambda v: v > 0, "> 0"),
         ("sigma_r", sigma_r, lambda v: v > 0, "> 0"),
         ("beta", beta, lambda v: v >= 0, ">= 0"),
     ]:
-        if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and ok(value)):
-            raise ValueError(f"{name}: expected a finite number {expected}, got {value!r}")
+        check_number(name, value, ok, expected)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ValueError(f"n_samples: expected an int >= 2, got {n_samples!r}")
     if levels is not None and (
@@ -161,25 +153,32 @@ def _check(image: np.ndarray, alpha: float, sigma_r: float, beta: float,
 
 def local_laplacian(
     image: np.ndarray,
-    alpha: float = 0.25,
-    sigma_r: float = 0.2,
-    beta: float = 1.0,
+    alpha: float | None = None,
+    sigma_r: float | None = None,
+    beta: float | None = None,
     levels: int | None = None,
     n_samples: int = 8,
+    preset: str = "strong",
 ) -> np.ndarray:
     """Edge-aware detail (α) and range (β) manipulation of an RGB image.
 
     Args:
         image: (H, W, 3) float32 sRGB-encoded RGB in [0, 1]; any size.
-        alpha: detail exponent (< 1 boosts detail, > 1 smooths it).
-        sigma_r: intensity threshold between detail and edges.
-        beta: edge slope (< 1 compresses the large-scale range).
+        alpha: detail exponent (< 1 boosts detail, > 1 smooths it); None takes the preset's.
+        sigma_r: intensity threshold between detail and edges; None takes the preset's.
+        beta: edge slope (< 1 compresses the large-scale range); None takes the preset's.
         levels: pyramid depth; None picks ``default_levels`` (coarsest level 1-2 px).
         n_samples: K reference values g_k = k/(K-1) of Aubry 2014.
+        preset: a name in ``PRESETS`` giving alpha, sigma_r and beta.
 
     Returns:
         (H, W, 3) float32 in [0, 1].
     """
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    chosen = {"alpha": alpha, "sigma_r": sigma_r, "beta": beta}
+    params = {**PRESETS[preset], **{k: v for k, v in chosen.items() if v is not None}}
+    alpha, sigma_r, beta = params["alpha"], params["sigma_r"], params["beta"]
     _check(image, alpha, sigma_r, beta, levels, n_samples)
     height, width = image.shape[:2]
     levels = default_levels(height, width) if levels is None else levels
