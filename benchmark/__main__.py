@@ -15,17 +15,16 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.approximator import Approximator, FitContext
 from benchmark.curves import write_training_curve
-from benchmark.data import load_photos, split_photos
+from benchmark.data import DataIssues
 from benchmark.errors import BenchmarkError
 from benchmark.evaluate import TimingConfig, evaluate
 from benchmark.metrics import METRIC_DEFINITIONS, Lpips
-from benchmark.pairs import make_pairs
 from benchmark.results import environment, format_table, summarise, write_json_atomic
+from benchmark.tasks import instantiate, prepare_task
 from benchmark.train import TrainConfig
 
 
@@ -42,15 +41,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N")
     return device
-
-
-def _instantiate(node: DictConfig, key: str) -> Any:
-    """Hydra's instantiate, with a constructor's complaint turned into a one-line error."""
-    try:
-        return hydra.utils.instantiate(node, _convert_="all")
-    except InstantiationException as error:
-        cause = error.__cause__
-        raise BenchmarkError(f"{key}: {cause}" if cause else str(error).splitlines()[0]) from None
 
 
 def checkpoint_path(cfg: DictConfig) -> Path:
@@ -70,38 +60,40 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     timing = TimingConfig(**{k: cfg.eval[k] for k in ("warmup", "repeats")})
     if timing.warmup < 0 or timing.repeats < 1:
         raise BenchmarkError(f"eval.warmup={timing.warmup} must be >= 0 and eval.repeats={timing.repeats} >= 1")
+    if cfg.data.min_side < 1:
+        raise BenchmarkError(f"data.min_side={cfg.data.min_side} must be a positive number of pixels")
     torch.manual_seed(cfg.seed)
-    model: Approximator = _instantiate(cfg.model, "model")
-    operator = _instantiate(cfg.task.operator, "task.operator")
-    operator_params = OmegaConf.to_container(cfg.task.operator, resolve=True)
-
-    photos = load_photos(cfg.data.root, cfg.data.max_side, cfg.data.max_images)
-    train_photos, test_photos = split_photos(photos, cfg.data.test_fraction, cfg.seed)
-    cache_dir = Path(cfg.data.cache_dir) / "pairs"
-    train_pairs, reused_train = make_pairs(train_photos, cfg.task.name, operator, operator_params, cache_dir)
-    test_pairs, reused_test = make_pairs(test_photos, cfg.task.name, operator, operator_params, cache_dir)
-    print(
-        f"{len(train_pairs)} training and {len(test_pairs)} test pairs "
-        f"({reused_train + reused_test} from the cache in {cache_dir})",
-        flush=True,
-    )
+    model: Approximator = instantiate(cfg.model, "model")
+    issues = DataIssues(strict=cfg.data.strict, min_side=cfg.data.min_side)
+    data = prepare_task(cfg, Path(cfg.data.cache_dir) / "pairs", issues)
+    if model.needs_operator and data.operator is None:
+        raise BenchmarkError(
+            f"model={cfg.model.name} runs the task's reference operator at low resolution, "
+            f"but task={cfg.task.name} has none here ({data.source})"
+        )
+    print(f"{len(data.train)} training and {len(data.test)} test pairs: {data.source}", flush=True)
+    if issues.skipped:
+        print(f"{len(issues.skipped)} bad file(s) skipped (listed in results.json)", flush=True)
     lpips = Lpips.load(cfg.eval.lpips_net)
     lpips_status = "computed" if isinstance(lpips, Lpips) else lpips
 
-    context = FitContext(train_cfg, test_pairs, checkpoint_path(cfg), device, cfg.seed)
-    training = model.fit(train_pairs, context)
-    rows = evaluate(model, test_pairs, operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
+    context = FitContext(train_cfg, data.test, checkpoint_path(cfg), device, cfg.seed)
+    training = model.fit(data.train, context)
+    rows = evaluate(model, data.test, data.operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
     results = {
         "task": cfg.task.name,
         "model": cfg.model.name,
         "profile": cfg.profile_name,
+        "synthetic": data.synthetic,
+        "data_source": data.source,
+        "skipped_files": issues.skipped,
         "needs_operator": model.needs_operator,
         "parameters": model.parameter_count(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "environment": environment(device),
         "metrics": METRIC_DEFINITIONS,
         "lpips_status": lpips_status,
-        "split": {"train": [p.name for p in train_pairs], "test": [p.name for p in test_pairs]},
+        "split": {"train": [p.name for p in data.train], "test": [p.name for p in data.test]},
         "training": {k: v for k, v in training.items() if k != "curve"},
         "images": rows,
         "summary": summarise(rows),

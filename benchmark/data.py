@@ -1,18 +1,22 @@
-"""Source photos: where they come from, their working resolution and the seeded train/test split."""
+"""Source photos: where they come from, their working resolution, bad files and the seeded split."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, ImageError
 from benchmark.images import list_images, read_image, resize
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PHOTOS = PROJECT_ROOT / "data" / "kodak"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,33 @@ class Photo:
     name: str
     image: np.ndarray
     content_hash: str
+
+
+@dataclass
+class DataIssues:
+    """Bad files met while loading: skipped with a warning and counted, or fatal with data.strict."""
+
+    strict: bool
+    min_side: int
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def skip(self, path: Path, reason: str) -> None:
+        if self.strict:
+            raise BenchmarkError(f"{path}: {reason} (data.strict=true stops on bad files)")
+        log.warning("skipping %s: %s", path, reason)
+        self.skipped.append({"file": str(path), "reason": reason})
+
+    def read(self, path: Path, max_side: int | None) -> np.ndarray | None:
+        """The image at its working resolution, or None when the file was skipped."""
+        try:
+            image = read_image(path)
+        except ImageError as error:
+            self.skip(path, str(error).removeprefix(f"{path}: "))
+            return None
+        if min(image.shape[:2]) < self.min_side:
+            self.skip(path, f"{image.shape[1]}x{image.shape[0]} px is smaller than data.min_side={self.min_side}")
+            return None
+        return fit_max_side(image, max_side)
 
 
 def photos_root(root: str | None) -> Path:
@@ -41,31 +72,46 @@ def fit_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))), "area")
 
 
-def load_photos(root: str | None, max_side: int | None, max_images: int | None) -> list[Photo]:
+def load_photos(root: str | None, max_side: int | None, max_images: int | None, issues: DataIssues) -> list[Photo]:
     """Read the photos under ``root`` (sorted by path), at most ``max_images`` of them."""
     folder = photos_root(root)
     paths = list_images(folder)
     if max_images is not None:
         paths = paths[:max_images]
-    if not paths:
-        raise BenchmarkError(f"data.root={str(folder)!r} holds no images (png, jpg, tif)")
     photos = []
     for path in paths:
-        content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-        image = fit_max_side(read_image(path), max_side)
-        photos.append(Photo(str(path.relative_to(folder).with_suffix("")), image, content_hash))
+        image = issues.read(path, max_side)
+        if image is not None:
+            content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            photos.append(Photo(str(path.relative_to(folder).with_suffix("")), image, content_hash))
+    if len(photos) < 2:
+        raise BenchmarkError(
+            f"data.root={str(folder)!r} holds {len(photos)} usable image(s) (png, jpg, tif); "
+            "at least 2 are needed for a train/test split"
+        )
     return photos
 
 
-def split_photos(photos: list[Photo], test_fraction: float, seed: int) -> tuple[list[Photo], list[Photo]]:
-    """Deterministic split by ``seed``: test photos are never trained on."""
-    n_test = max(1, round(len(photos) * test_fraction))
-    if n_test >= len(photos):
+class Named(Protocol):
+    name: str
+
+
+ItemT = TypeVar("ItemT", bound=Named)
+
+
+def split_items(
+    items: Sequence[ItemT], test_fraction: float, seed: int
+) -> tuple[list[ItemT], list[ItemT]]:
+    """Deterministic split by ``seed``: test items are never trained on."""
+    if not 0 < test_fraction < 1:
+        raise BenchmarkError(f"data.test_fraction={test_fraction} must be between 0 and 1")
+    n_test = max(1, round(len(items) * test_fraction))
+    if n_test >= len(items):
         raise BenchmarkError(
-            f"data.test_fraction={test_fraction} leaves no training image out of {len(photos)}"
+            f"data.test_fraction={test_fraction} leaves no training image out of {len(items)}"
         )
-    order = np.random.default_rng(seed).permutation(len(photos))
+    order = np.random.default_rng(seed).permutation(len(items))
     test_ids = set(order[:n_test].tolist())
-    train = [p for i, p in enumerate(photos) if i not in test_ids]
-    test = [p for i, p in enumerate(photos) if i in test_ids]
+    train = [item for i, item in enumerate(items) if i not in test_ids]
+    test = [item for i, item in enumerate(items) if i in test_ids]
     return train, test

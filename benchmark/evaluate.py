@@ -20,13 +20,14 @@ class TimingConfig:
 def evaluate(
     model: Approximator,
     pairs: PairSet,
-    operator: Operator,
+    operator: Operator | None,
     timing: TimingConfig,
     device: str,
     lpips: Lpips | None,
 ) -> list[dict[str, Any]]:
     """One row per test image: metrics of the model's output and of the untouched input, and the
-    median time of the model's ``predict`` and of the reference operator at full resolution."""
+    median time of the model's ``predict`` and of the reference operator (None for human-made
+    pairs) at full resolution."""
     rows = []
     model_operator = operator if model.needs_operator else None
     for pair in pairs:
@@ -36,7 +37,7 @@ def evaluate(
             lambda: model.predict(pair.input, model_operator),
             warmup=timing.warmup, repeats=timing.repeats, device=device,
         )
-        reference_time = time_callable(
+        reference_time = None if operator is None else time_callable(
             lambda: operator(pair.input), warmup=timing.warmup, repeats=timing.repeats, device="cpu"
         )
         rows.append(
@@ -53,8 +54,8 @@ def evaluate(
                 "time_ms_p10": model_time.p10_ms,
                 "time_ms_p90": model_time.p90_ms,
                 "time_ms_per_mp": model_time.ms_per_megapixel(width, height),
-                "reference_time_ms": reference_time.median_ms,
-                "reference_time_ms_per_mp": reference_time.ms_per_megapixel(width, height),
+                "reference_time_ms": reference_time.median_ms if reference_time else None,
+                "reference_time_ms_per_mp": reference_time.ms_per_megapixel(width, height) if reference_time else None,
             }
         )
     return rows

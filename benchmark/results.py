@@ -93,11 +93,15 @@ def format_table(results: dict[str, Any]) -> str:
     frame = frame.rename(columns=columns)
     formats = {"SSIM": "{:.4f}".format, "LPIPS": "{:.4f}".format}
     body = frame.to_string(index=False, na_rep="—", float_format="{:.2f}".format, formatters=formats)
-    speedup = summary["reference_time_ms"] / summary["time_ms"]
+    reference_ms = summary["reference_time_ms"]
+    speedup = f"{reference_ms / summary['time_ms']:.1f}x" if reference_ms else "n/a (no reference operator)"
+    synthetic = "  [SYNTHETIC targets]" if results["synthetic"] else ""
     lines = [
         f"task={results['task']}  model={results['model']}  device={results['environment']['device']}  "
-        f"threads={results['environment']['torch_threads']}",
+        f"threads={results['environment']['torch_threads']}{synthetic}",
         body,
-        f"speedup over the reference operator: {speedup:.1f}x   LPIPS: {results['lpips_status']}",
+        f"speedup over the reference operator: {speedup}   LPIPS: {results['lpips_status']}",
     ]
+    if results["skipped_files"]:
+        lines.append(f"skipped {len(results['skipped_files'])} bad file(s): see skipped_files in results.json")
     return "\n".join(lines)

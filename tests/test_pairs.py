@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.data import Photo, load_photos, split_photos
+from benchmark.data import DataIssues, Photo, load_photos, split_items
 from benchmark.errors import BenchmarkError
 from benchmark.pairs import make_pairs, pair_key
 
@@ -53,25 +53,26 @@ def test_unreadable_cache_entry_is_made_again(tmp_path, rng):
 
 def test_split_is_seeded_disjoint_and_complete(rng):
     sources = photos(rng, 12)
-    train, test = split_photos(sources, 0.25, seed=0)
+    train, test = split_items(sources, 0.25, seed=0)
     assert len(test) == 3 and len(train) == 9
     assert {p.name for p in train}.isdisjoint(p.name for p in test)
-    assert [p.name for p in split_photos(sources, 0.25, seed=0)[1]] == [p.name for p in test]
+    assert [p.name for p in split_items(sources, 0.25, seed=0)[1]] == [p.name for p in test]
     assert any(
-        [p.name for p in split_photos(sources, 0.25, seed=s)[1]] != [p.name for p in test] for s in range(1, 5)
+        [p.name for p in split_items(sources, 0.25, seed=s)[1]] != [p.name for p in test] for s in range(1, 5)
     )
     with pytest.raises(BenchmarkError, match="data.test_fraction"):
-        split_photos(sources, 1.0, seed=0)
+        split_items(sources, 1.0, seed=0)
 
 
 def test_bundled_photos_load_at_reduced_size():
-    loaded = load_photos(None, max_side=64, max_images=2)
+    loaded = load_photos(None, max_side=64, max_images=2, issues=DataIssues(strict=True, min_side=32))
     assert [p.name for p in loaded] == ["kodim01", "kodim02"]
     assert max(loaded[0].image.shape[:2]) == 64 and loaded[0].image.dtype == np.float32
 
 
 def test_missing_or_empty_root_is_named(tmp_path):
+    issues = DataIssues(strict=False, min_side=32)
     with pytest.raises(BenchmarkError, match="data.root"):
-        load_photos(str(tmp_path / "absent"), None, None)
-    with pytest.raises(BenchmarkError, match="no images"):
-        load_photos(str(tmp_path), None, None)
+        load_photos(str(tmp_path / "absent"), None, None, issues)
+    with pytest.raises(BenchmarkError, match="0 usable image"):
+        load_photos(str(tmp_path), None, None, issues)

@@ -42,11 +42,11 @@ def test_smoke_run_end_to_end_then_reuses_cache_and_checkpoint(tmp_path):
     assert training["steps"] == 16 and training["loss_after"] < training["loss_before"]
     assert (tmp_path / "run1" / "training_curve.csv").read_text().startswith("step,train_seconds,test_psnr")
     assert "mean" in first.stdout and "speedup" in first.stdout
-    assert "0 from the cache" in first.stdout
+    assert "0 of 4 from the cache" in first.stdout
 
     second = run_cli(smoke_args(tmp_path, "run2"), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "4 from the cache" in second.stdout and "Resuming" in second.stdout
+    assert "4 of 4 from the cache" in second.stdout and "Resuming" in second.stdout
     again = json.loads((tmp_path / "run2" / "results.json").read_text())
     assert again["summary"]["psnr"] == pytest.approx(results["summary"]["psnr"], abs=1e-9)
 
@@ -96,13 +96,21 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeyp
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
 
 
-def test_corrupt_image_is_named_and_nothing_is_written(tmp_path, photo_dir):
+def test_corrupt_image_is_skipped_and_counted_or_stops_when_strict(tmp_path, photo_dir):
     (photo_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    result = run_cli(smoke_args(tmp_path, "run", f"data.root={photo_dir}"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
-    assert not (tmp_path / "run" / "results.json").exists()
+    lenient = run_cli(smoke_args(tmp_path, "run", f"data.root={photo_dir}", "data.max_images=5"), cwd=tmp_path)
+    assert lenient.returncode == 0, lenient.stderr
+    assert "skipping" in lenient.stdout and "1 bad file(s) skipped" in lenient.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [Path(item["file"]).name for item in results["skipped_files"]] == ["broken.png"]
+
+    strict = run_cli(
+        smoke_args(tmp_path, "strict", f"data.root={photo_dir}", "data.max_images=5", "data.strict=true"), cwd=tmp_path
+    )
+    assert strict.returncode == 2
+    assert "broken.png" in strict.stderr and "Traceback" not in strict.stderr
+    assert len([line for line in strict.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert not (tmp_path / "strict" / "results.json").exists()
 
 
 @pytest.mark.parametrize("override, named", [("model=nope", "model/nope"), ("task=nope", "task/nope")])
@@ -122,6 +130,9 @@ def test_unknown_group_option_is_named(tmp_path, override, named):
         ("train.lr=-1", "train.lr=-1"),
         ("data.test_fraction=1.0", "data.test_fraction=1.0"),
         ("device=tpu", "device='tpu'"),
+        ("task.preset=wild", "task.operator.preset: expected one of"),
+        ("task.operator.alpha=-1", "task.operator.alpha"),
+        ("data.min_side=0", "data.min_side=0"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_key(tmp_path, photo_dir, override, named):

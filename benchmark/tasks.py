@@ -1,0 +1,77 @@
+"""A task's data: pairs made by its reference operator, or human-made pairs read from a folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.approximator import Operator
+from benchmark.data import DataIssues, load_photos, split_items
+from benchmark.errors import BenchmarkError
+from benchmark.pair_folders import PairFolder, load_pair_folder, read_names
+from benchmark.pairs import PairSet, make_pairs
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: PairSet
+    test: PairSet
+    operator: Operator | None  # None when the targets were made by people
+    synthetic: bool  # targets from a built-in stand-in (e.g. synthetic Photoshop looks)
+    source: str  # where the pairs came from, for the console and results.json
+
+
+def instantiate(node: DictConfig, key: str) -> Any:
+    """Hydra's instantiate, with a constructor's complaint turned into a one-line error."""
+    try:
+        return hydra.utils.instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        message = " ".join(str(error.__cause__ or error).split())  # one line
+        raise BenchmarkError(f"{key}: {message}") from None
+
+
+def _folder_split(layout: PairFolder, pairs: PairSet, cfg: DictConfig, issues: DataIssues) -> tuple[PairSet, PairSet]:
+    """The data set's own test list when it has one (e.g. FiveK's Random250), else the seeded split."""
+    test_list = layout.root / layout.test_list if layout.test_list else None
+    if test_list is None or not test_list.is_file():
+        return split_items(pairs, cfg.data.test_fraction, cfg.seed)
+    test_names = set(read_names(test_list, layout.root / layout.input_dir, issues))
+    train = [p for p in pairs if p.name not in test_names]
+    test = [p for p in pairs if p.name in test_names]
+    if not train or not test:
+        raise BenchmarkError(f"{test_list}: leaves {len(train)} training and {len(test)} test pairs")
+    return train, test
+
+
+def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues) -> TaskData:
+    """Load, split and (for operator tasks) make the pairs of ``cfg.task``."""
+    task = cfg.task
+    pairs_cfg = task.get("pairs")
+    if pairs_cfg is not None and pairs_cfg.root:
+        layout = PairFolder(Path(pairs_cfg.root).expanduser(), pairs_cfg.input_dir, pairs_cfg.output_dir,
+                            pairs_cfg.get("filelist"), pairs_cfg.get("test_list"))
+        pairs = load_pair_folder(layout, cfg.data.max_side, cfg.data.max_images, issues)
+        train, test = _folder_split(layout, pairs, cfg, issues)
+        return TaskData(train, test, None, False, f"pairs from {layout.root}")
+    if task.get("operator") is None:
+        raise BenchmarkError(task.get("missing_data") or f"task={task.name} needs data.root")
+    operator = instantiate(task.operator, "task.operator")
+    try:  # parameters are checked when the operator runs: try it on a tiny image before any work
+        operator(np.full((16, 16, 3), 0.5, np.float32))
+    except ValueError as error:  # operators' messages start with the parameter's name
+        raise BenchmarkError(f"task.operator.{error}") from None
+    params = OmegaConf.to_container(task.operator, resolve=True)
+    photos = load_photos(cfg.data.root, cfg.data.max_side, cfg.data.max_images, issues)
+    train_photos, test_photos = split_items(photos, cfg.data.test_fraction, cfg.seed)
+    train, reused_train = make_pairs(train_photos, task.name, operator, params, cache_dir)
+    test, reused_test = make_pairs(test_photos, task.name, operator, params, cache_dir)
+    synthetic = bool(task.get("synthetic", False))
+    source = f"{'synthetic ' if synthetic else ''}pairs made by {task.operator._target_} " \
+             f"({reused_train + reused_test} of {len(train) + len(test)} from the cache in {cache_dir})"
+    return TaskData(train, test, operator, synthetic, source)
