@@ -10,8 +10,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from benchmark.images import from_tensor, to_tensor
 from benchmark.pairs import PairSet
-from benchmark.train import TrainConfig
+from benchmark.train import TrainConfig, train_network
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
@@ -39,3 +40,31 @@ class Approximator(Protocol):
 
     def parameter_count(self) -> int:
         """Learned parameters (0 for classic methods)."""
+
+
+class NetworkApproximator:
+    """A torch network trained in this harness on the task's pairs (HDRNet and the learned peers)."""
+
+    needs_operator = False
+
+    def __init__(self, name: str, network: torch.nn.Module) -> None:
+        # Tiny weights and gradients go denormal on CPU and make steps ~100x slower: flush them.
+        torch.set_flush_denormal(True)
+        self.name = name
+        self.network = network
+        self.device = torch.device("cpu")
+
+    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
+        self.device = context.device
+        return train_network(
+            self.network, train, context.monitor_pairs, context.train, context.checkpoint_path,
+            context.device, context.seed,
+        )
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, operator: Operator | None = None) -> np.ndarray:
+        """The whole run-time cost: everything from the full-resolution input to the output."""
+        return from_tensor(self.network(to_tensor(image, self.device)))
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())

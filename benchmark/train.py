@@ -1,4 +1,4 @@
-"""HDRNet training: random full-resolution crops, L2 at full resolution, Adam, resumable checkpoints."""
+"""Training of the learned models: random full-resolution crops, L2 at full resolution, Adam, resumable."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def train_hdrnet(
+def train_network(
     model: torch.nn.Module,
     train_pairs: PairSet,
     monitor_pairs: PairSet,
@@ -128,7 +128,8 @@ def train_hdrnet(
     device: torch.device,
     seed: int,
 ) -> dict[str, Any]:
-    """Train ``model`` for ``cfg.steps`` steps, resuming from ``checkpoint_path`` when it exists.
+    """Train ``model`` (full-resolution ``(B, 3, H, W)`` in and out) for ``cfg.steps`` steps,
+    resuming from ``checkpoint_path`` when it exists.
 
     ``monitor_pairs`` (the held-out images) are only evaluated for the PSNR-vs-time curve: they
     never feed a gradient or a model choice. Returns the training summary and curve.

@@ -14,7 +14,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.hdrnet.model import HDRNet
 from benchmark.images import write_image
 from benchmark.pairs import Pair
-from benchmark.train import TrainConfig, train_hdrnet
+from benchmark.train import TrainConfig, train_network
 from tests.conftest import compose_config, run_cli
 
 TOP_LEVEL_KEYS = {"task", "model", "config", "environment", "metrics", "images", "summary"}
@@ -70,7 +70,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeyp
         return HDRNet(spatial_bins=8, luma_bins=4)
 
     reference = fresh_model()
-    train_hdrnet(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
+    train_network(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
 
     interrupted = fresh_model()
     calls = {"n": 0}
@@ -84,13 +84,13 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeyp
 
     monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
     with pytest.raises(BenchmarkError, match="run the same command again to resume"):
-        train_hdrnet(interrupted, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+        train_network(interrupted, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
     monkeypatch.setattr(torch.optim.Adam, "step", original_step)
     saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert saved["progress"]["step"] == 6
 
     resumed = fresh_model()
-    summary = train_hdrnet(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+    summary = train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
     assert summary["steps"] == 12
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
