@@ -173,7 +173,9 @@ def train_network(
         while state["step"] < cfg.steps:
             started = time.perf_counter()
             inputs, targets = (t.to(device) for t in sampler.sample())
-            loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (§3.5)
+            loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (HDRNet §3.5)
+            if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
+                loss = loss + model.regularization()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
