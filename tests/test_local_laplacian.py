@@ -217,13 +217,6 @@ def test_presets() -> None:
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        ({"image": np.zeros((8, 8), np.float32)}, "image"),
-        ({"image": np.zeros((8, 8, 4), np.float32)}, "image"),
-        ({"image": np.zeros((8, 8, 3), np.float64)}, "image"),
-        ({"image": np.zeros((8, 8, 3), np.uint8)}, "image"),
-        ({"image": np.zeros((0, 8, 3), np.float32)}, "image"),
-        ({"image": np.full((8, 8, 3), 1.5, np.float32)}, "image"),
-        ({"image": np.full((8, 8, 3), np.nan, np.float32)}, "image"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": -1.0}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
