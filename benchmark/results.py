@@ -95,10 +95,16 @@ def format_table(results: dict[str, Any]) -> str:
     body = frame.to_string(index=False, na_rep="—", float_format="{:.2f}".format, formatters=formats)
     reference_ms = summary["reference_time_ms"]
     speedup = f"{reference_ms / summary['time_ms']:.1f}x" if reference_ms else "n/a (no reference operator)"
-    synthetic = "  [SYNTHETIC targets]" if results["synthetic"] else ""
+    flags = "".join(
+        [
+            "  [SYNTHETIC targets]" if results["synthetic"] else "",
+            "  [UPPER BOUND: fitted on the full-res output]" if results["upper_bound"] else "",
+        ]
+    )
     lines = [
-        f"task={results['task']}  model={results['model']}  device={results['environment']['device']}  "
-        f"threads={results['environment']['torch_threads']}{synthetic}",
+        f"task={results['task']}  model={results['model']}  needs_operator={results['needs_operator']}  "
+        f"params={results['parameters']}  device={results['environment']['device']}  "
+        f"threads={results['environment']['torch_threads']}{flags}",
         body,
         f"speedup over the reference operator: {speedup}   LPIPS: {results['lpips_status']}",
     ]
