@@ -6,6 +6,8 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,20 +86,32 @@ def _psnr_from_mse(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-10))
 
 
-@torch.no_grad()
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode without gradients, then back: monitoring must not touch BatchNorm statistics."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def mean_psnr(model: torch.nn.Module, pairs: PairSet, device: torch.device) -> float:
     """Mean over images of the full-resolution PSNR of the clipped output."""
     values = []
-    for pair in pairs:
-        output = model(to_tensor(pair.input, device)).clamp(0, 1)
-        values.append(_psnr_from_mse(F.mse_loss(output, to_tensor(pair.target, device)).item()))
+    with evaluating(model):
+        for pair in pairs:
+            output = model(to_tensor(pair.input, device)).clamp(0, 1)
+            values.append(_psnr_from_mse(F.mse_loss(output, to_tensor(pair.target, device)).item()))
     return sum(values) / len(values)
 
 
-@torch.no_grad()
 def full_loss(model: torch.nn.Module, pairs: PairSet, device: torch.device) -> float:
     """The training objective (L2 at full resolution) over whole training images."""
-    losses = [F.mse_loss(model(to_tensor(p.input, device)), to_tensor(p.target, device)).item() for p in pairs]
+    with evaluating(model):
+        losses = [F.mse_loss(model(to_tensor(p.input, device)), to_tensor(p.target, device)).item() for p in pairs]
     return sum(losses) / len(losses)
 
 
