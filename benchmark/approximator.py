@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,10 +10,8 @@ import numpy as np
 import torch
 
 from benchmark.images import from_tensor, to_tensor
-from benchmark.pairs import PairSet
+from benchmark.pairs import Operator, PairSet
 from benchmark.train import TrainConfig, train_network
-
-Operator = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
