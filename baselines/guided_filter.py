@@ -33,52 +33,32 @@ When the input is already no larger than ``lowres_size``, the operator's output 
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.data import fit_max_side
+from baselines.upsample import LowResUpsampler
 from benchmark.errors import BenchmarkError
-from benchmark.pairs import PairSet
 
 GUIDES = ("color", "gray")
 LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for the grey guide
 
 
-class GuidedFilterUpsample:
-    needs_operator = True
+class GuidedFilterUpsample(LowResUpsampler):
+    """``guided_filter``: fast guided filter upsampling (He & Sun 2015, Algorithm 2)."""
 
     def __init__(
         self, name: str, lowres_size: int = 256, radius: int = 2, eps: float = 1e-4, guide: str = "color"
     ) -> None:
-        if isinstance(lowres_size, bool) or not isinstance(lowres_size, int) or lowres_size < 8:
-            raise BenchmarkError(f"model.lowres_size={lowres_size} must be an integer of at least 8 px")
         if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
             raise BenchmarkError(f"model.radius={radius} must be a positive integer (low-res px)")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not np.isfinite(eps) or eps <= 0:
             raise BenchmarkError(f"model.eps={eps} must be a positive number (squared [0, 1] intensity units)")
         if guide not in GUIDES:
             raise BenchmarkError(f"model.guide={guide!r} must be one of {', '.join(GUIDES)}")
-        self.name = name
-        self.lowres_size = lowres_size
+        super().__init__(name, lowres_size)
         self.radius = radius
         self.eps = float(eps)
         self.guide = guide
-
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
-    def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
-        """Area-downsample (longer side lowres_size), apply the operator, guided-filter upsample."""
-        if operator is None:
-            raise BenchmarkError(f"model {self.name} needs the task's reference operator")
-        lowres = fit_max_side(image, self.lowres_size)
-        output = np.asarray(operator(lowres), dtype=np.float32)
-        if lowres.shape == image.shape:
-            return np.clip(output, 0, 1)
-        return self.upsample(output, lowres, image)
 
     def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Steps 2-3 of the module doc: q at the size of ``guide`` from p↓ = ``lowres_output``."""
@@ -131,8 +111,6 @@ class GuidedFilterUpsample:
         size = 2 * self.radius + 1
         return cv2.boxFilter(image, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
 
-    def parameter_count(self) -> int:
-        return 0
 
 
 def _symmetric_inverse(sigma: dict[tuple[int, int], np.ndarray], channels: int) -> list[list[np.ndarray]]:

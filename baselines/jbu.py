@@ -38,51 +38,31 @@ is reproduced only up to the smoothing of the average; see tests/test_upsampling
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.data import fit_max_side
+from baselines.upsample import LowResUpsampler
 from benchmark.errors import BenchmarkError
-from benchmark.pairs import PairSet
 
 ROW_BLOCK = 32  # full-resolution rows per block: the per-tap buffers stay in L2 cache
 
 
-class JointBilateralUpsample:
-    needs_operator = True
+class JointBilateralUpsample(LowResUpsampler):
+    """``jbu``: the exact Kopf 2007 sum over a window of low-res samples."""
 
     def __init__(
         self, name: str, lowres_size: int = 256, sigma_spatial: float = 1.0, sigma_range: float = 0.05,
         radius: int = 2,
     ) -> None:
-        if not isinstance(lowres_size, int) or lowres_size < 8:
-            raise BenchmarkError(f"model.lowres_size={lowres_size} must be an integer of at least 8 px")
         if not _positive_number(sigma_spatial):
             raise BenchmarkError(f"model.sigma_spatial={sigma_spatial} must be a positive number (low-res px)")
         if not _positive_number(sigma_range):
             raise BenchmarkError(f"model.sigma_range={sigma_range} must be a positive number (RGB units in [0, 1])")
         if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
             raise BenchmarkError(f"model.radius={radius} must be a positive integer (low-res px)")
-        self.name = name
-        self.lowres_size = lowres_size
+        super().__init__(name, lowres_size)
         self.sigma_spatial = float(sigma_spatial)
         self.sigma_range = float(sigma_range)
         self.radius = radius
-
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
-    def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
-        """Area-downsample (longer side lowres_size), apply the operator, joint-bilateral upsample."""
-        if operator is None:
-            raise BenchmarkError(f"model {self.name} needs the task's reference operator")
-        lowres = fit_max_side(image, self.lowres_size)
-        output = np.asarray(operator(lowres), dtype=np.float32)
-        if lowres.shape == image.shape:
-            return np.clip(output, 0, 1)
-        return self.upsample(output, lowres, image)
 
     def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Kopf 2007 eq. 2: S̃ at the size of ``guide`` from S = ``lowres_output`` (see module doc)."""
@@ -145,8 +125,6 @@ class JointBilateralUpsample:
         weights = np.exp(-0.5 * ((position[None, :] - index) / self.sigma_spatial) ** 2) * inside
         return np.clip(index, 0, low_size - 1), weights.astype(np.float32)
 
-    def parameter_count(self) -> int:
-        return 0
 
 
 def _positive_number(value: object) -> bool:

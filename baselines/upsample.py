@@ -1,4 +1,4 @@
-"""The naive baseline: run the operator at low resolution, then upsample its output bicubically."""
+"""Upsampling baselines' common shape, and the naive one: operator at low resolution, bicubic up."""
 
 from __future__ import annotations
 
@@ -13,24 +13,40 @@ from benchmark.images import resize
 from benchmark.pairs import PairSet
 
 
-class BicubicUpsample:
+class LowResUpsampler:
+    """Run the operator on an area-downsampled copy (longer side ``lowres_size``), then upsample its
+    output guided by the full-resolution input. Subclasses say how, in ``upsample``."""
+
     needs_operator = True
 
     def __init__(self, name: str, lowres_size: int) -> None:
-        if lowres_size < 8:
-            raise BenchmarkError(f"model.lowres_size={lowres_size} must be at least 8 px")
+        if isinstance(lowres_size, bool) or not isinstance(lowres_size, int) or lowres_size < 8:
+            raise BenchmarkError(f"model.lowres_size={lowres_size} must be an integer of at least 8 px")
         self.name = name
         self.lowres_size = lowres_size
 
     def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
         return {}
 
+    def parameter_count(self) -> int:
+        return 0
+
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
-        """Area-downsample so the longer side is lowres_size, apply the operator, bicubic back up."""
+        """Downsample, operator at low resolution, upsample; an input already that small is returned
+        as the operator's output."""
         if operator is None:
             raise BenchmarkError(f"model {self.name} needs the task's reference operator")
         lowres = fit_max_side(image, self.lowres_size)
-        return resize(operator(lowres), image.shape[:2], "bicubic")
+        output = np.asarray(operator(lowres), dtype=np.float32)
+        if lowres.shape == image.shape:
+            return np.clip(output, 0, 1)
+        return self.upsample(output, lowres, image)
 
-    def parameter_count(self) -> int:
-        return 0
+    def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """``lowres_output`` brought to the size of the full-resolution ``guide``, in [0, 1]."""
+        raise NotImplementedError
+
+
+class BicubicUpsample(LowResUpsampler):
+    def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        return resize(lowres_output, guide.shape[:2], "bicubic")
