@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +46,13 @@ def photo_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def assert_operator_contract(operator: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> None:
+    """A reference operator's promise: same shape, float32, finite, in [0, 1], pure, deterministic."""
+    before = image.copy()
+    out = operator(image)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(image, before)  # pure: input untouched
+    np.testing.assert_array_equal(out, operator(image))  # deterministic

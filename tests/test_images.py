@@ -12,7 +12,14 @@ import torch
 from PIL import Image, ImageOps
 
 from benchmark.errors import BenchmarkError, ImageError
-from benchmark.images import from_tensor, list_images, read_image, resize, to_tensor, write_image
+from benchmark.images import (
+    from_tensor,
+    list_images,
+    read_image,
+    resize,
+    to_tensor,
+    write_image,
+)
 
 
 @pytest.fixture
