@@ -123,14 +123,21 @@ def local_laplacian_gray(
         remapped += gray
         bands = laplacian_pyramid(remapped, levels)
         for position, weight, band, acc in zip(positions, weights, bands, out):
-            # hat weight max(0, 1 - |G_l/step - k|), in place: temporaries cost page faults
-            np.subtract(position, np.float32(k), out=weight)
-            np.abs(weight, out=weight)
-            np.subtract(np.float32(1.0), weight, out=weight)
-            np.maximum(weight, np.float32(0.0), out=weight)
-            weight *= band
-            acc += weight
+            add_hat_weighted(acc, band, position, k, weight)
     return collapse(out)
+
+
+def add_hat_weighted(acc: np.ndarray, values: np.ndarray, position: np.ndarray, sample: int,
+                     scratch: np.ndarray) -> None:
+    """acc += max(0, 1 - |position - sample|) * values: linear interpolation between sampled
+    results (Aubry 2014; Durand 2002's piecewise-linear bilateral). In place in ``scratch``:
+    full-size temporaries cost page faults."""
+    np.subtract(position, np.float32(sample), out=scratch)
+    np.abs(scratch, out=scratch)
+    np.subtract(np.float32(1.0), scratch, out=scratch)
+    np.maximum(scratch, np.float32(0.0), out=scratch)
+    scratch *= values
+    acc += scratch
 
 
 def _check(image: np.ndarray, alpha: float, sigma_r: float, beta: float,

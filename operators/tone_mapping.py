@@ -63,7 +63,7 @@ import cv2
 import numpy as np
 
 from operators.checks import check_image, check_number, is_number
-from operators.local_laplacian import luminance
+from operators.local_laplacian import add_hat_weighted, luminance
 
 # Durand & Dorsey 2002: σ_s = 2% of the image size, σ_r = 0.4 in log10 units.
 DURAND_SIGMA_S = 0.02
@@ -152,13 +152,7 @@ def fast_bilateral(values: np.ndarray, sigma_s: float, sigma_r: float) -> np.nda
         filtered = (weighted + tiny * level) / (normaliser + tiny)
         if downsample:
             filtered = cv2.resize(filtered, (width, height), interpolation=cv2.INTER_LINEAR)
-        # hat weight max(0, 1 − |position − j|), in place
-        np.subtract(position, np.float32(j), out=weight)
-        np.abs(weight, out=weight)
-        np.subtract(np.float32(1.0), weight, out=weight)
-        np.maximum(weight, np.float32(0.0), out=weight)
-        weight *= filtered
-        out += weight
+        add_hat_weighted(out, filtered, position, j, weight)
     return out
 
 
