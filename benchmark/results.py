@@ -66,7 +66,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+def write_json_atomic(data: Any, path: Path) -> None:
     """Temp file + rename: a results file is either complete or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.images import from_tensor, to_tensor
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
+from benchmark.hdrnet.fused import GUIDE_HIDDEN, fused_guided_slice_apply, fused_slice_apply, guided_slice_apply
 
 GUIDES = ("pointwise", "curves")
 LOWRES_INTERPOLATIONS = ("nearest", "bilinear")
+FULLRES = ("fused", "grid_sample")  # full-res stage on CPU: numba kernels, or PyTorch's grid_sample
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -69,7 +74,7 @@ class CoefficientNet(nn.Module):
 class PointwiseGuide(nn.Module):
     """Pointwise guide g = sigmoid(W2 relu(W1 p + b1) + b2), 3 -> 16 -> 1 (google/hdrnet)."""
 
-    def __init__(self, hidden: int = 16) -> None:
+    def __init__(self, hidden: int = GUIDE_HIDDEN) -> None:
         super().__init__()
         self.hidden = nn.Linear(3, hidden)
         self.out = nn.Linear(hidden, 1)
@@ -123,8 +128,11 @@ class HDRNet(nn.Module):
         lowres_size: int = 256,
         guide: str = "pointwise",
         lowres_interpolation: str = "bilinear",
+        fullres: str = "fused",
     ) -> None:
         super().__init__()
+        if fullres not in FULLRES:
+            raise ValueError(f"model.fullres={fullres!r} is not one of {FULLRES}")
         if guide not in GUIDES:
             raise ValueError(f"model.guide={guide!r} is not one of {GUIDES}")
         if lowres_interpolation not in LOWRES_INTERPOLATIONS:
@@ -135,6 +143,7 @@ class HDRNet(nn.Module):
             raise ValueError(f"model.grid.luma_bins={luma_bins} must be at least 1")
         self.lowres_size = lowres_size
         self.lowres_interpolation = lowres_interpolation
+        self.fullres = fullres
         self.coefficients = CoefficientNet(spatial_bins, luma_bins, lowres_size)
         self.guide = PointwiseGuide() if guide == "pointwise" else CurvesGuide()
 
@@ -148,4 +157,26 @@ class HDRNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2)."""
         grid = self.coefficients(self.lowres(image))
+        if self.fullres == "fused" and image.device.type == "cpu":
+            if isinstance(self.guide, PointwiseGuide):  # guide computed inside the fused kernel
+                return fused_guided_slice_apply(grid, image, self.guide.hidden, self.guide.out)
+            return fused_slice_apply(grid, self.guide(image), image)
         return apply_affine(bilateral_slice(grid, self.guide(image)), image)
+
+    @torch.no_grad()
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        """Inference on one ``(H, W, 3)`` float32 photo -> output clipped to [0, 1], same size.
+
+        On CPU with the pointwise guide, guide + slice + apply run as one fused kernel straight on
+        the HWC pixels (no layout copies); otherwise the forward pass above.
+        """
+        device = next(self.parameters()).device
+        if self.fullres == "fused" and device.type == "cpu" and isinstance(self.guide, PointwiseGuide):
+            image = np.ascontiguousarray(image, dtype=np.float32)
+            pixels = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # a view, channels-last in memory
+            grid = self.coefficients(self.lowres(pixels)).numpy()
+            hidden, out = self.guide.hidden, self.guide.out
+            return guided_slice_apply(
+                image, grid, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy(),
+            )
+        return from_tensor(self(to_tensor(image, device)))

@@ -1,0 +1,106 @@
+"""Export a trained HDRNet to ONNX: the low-res path as an ONNX graph, full resolution by the fused kernel.
+
+Usage: python -m benchmark.hdrnet.export (--task TASK | --checkpoint model.pt) --out hdrnet.onnx
+
+The graph takes the full-resolution photo ``(1, 3, H, W)`` (any H, W), squeezes it to the network's
+low-res square inside the graph and returns the bilateral grid ``(1, 12, D, Hg, Wg)``. The
+pointwise guide's 65 weights travel in the file's metadata (``hdrnet_guide``), so
+:class:`OnnxHDRNet` needs only onnxruntime + the fused kernel to turn a photo into its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from benchmark.apply import load_model
+from benchmark.checkpoints import resolve
+from benchmark.errors import BenchmarkError
+from benchmark.hdrnet.fused import guided_slice_apply
+from benchmark.hdrnet.model import HDRNet, PointwiseGuide
+
+GUIDE_KEY = "hdrnet_guide"
+
+
+class _LowresGrid(torch.nn.Module):
+    """Photo -> grid: the part of HDRNet that ONNX runtimes run well (small, convolutional)."""
+
+    def __init__(self, model: HDRNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model.coefficients(self.model.lowres(image))
+
+
+def export_onnx(model: HDRNet, path: Path) -> None:
+    """Write ``path`` (.onnx) for ``model`` (pointwise guide only: the fused kernel's)."""
+    if not isinstance(model.guide, PointwiseGuide):
+        raise BenchmarkError("ONNX export needs model.guide=pointwise (the fused kernel's guide)")
+    model = model.eval().cpu()
+    example = torch.rand(1, 3, 300, 400)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    size = {2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)}
+    torch.onnx.export(
+        _LowresGrid(model).eval(), (example,), str(tmp), input_names=["image"], output_names=["grid"],
+        dynamic_shapes={"image": size}, opset_version=18, dynamo=True, verbose=False,
+    )  # opset 18: Resize with antialias, as the network's bilinear low-res view
+    graph = onnx.load(str(tmp))
+    guide = {name: tensor.detach().tolist() for name, tensor in model.guide.state_dict().items()}
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = GUIDE_KEY, json.dumps(guide)
+    onnx.save(graph, str(tmp))
+    tmp.replace(path)
+
+
+class OnnxHDRNet:
+    """An exported HDRNet: onnxruntime for the grid, the fused kernel for guide + slice + apply."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise BenchmarkError(f"{path}: not a loadable ONNX model ({' '.join(str(error).split())[:200]})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if GUIDE_KEY not in metadata:
+            raise BenchmarkError(f"{path}: no {GUIDE_KEY} metadata; export it with benchmark.hdrnet.export")
+        guide = {key: np.asarray(value, np.float32) for key, value in json.loads(metadata[GUIDE_KEY]).items()}
+        self.guide = (guide["hidden.weight"], guide["hidden.bias"], guide["out.weight"], guide["out.bias"])
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` float32 in [0, 1] -> output clipped to [0, 1]."""
+        nchw = np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32)
+        (grid,) = self.session.run(["grid"], {"image": nchw})
+        return guided_slice_apply(np.ascontiguousarray(image, np.float32), grid, *self.guide)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.hdrnet.export", description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="a shipped checkpoint: checkpoints/hdrnet/<task>.pt")
+    source.add_argument("--checkpoint", type=Path, help="a run's model.pt")
+    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    args = parser.parse_args(argv)
+    try:
+        path = resolve(args.task, "hdrnet") if args.task else args.checkpoint
+        model, _ = load_model(path, torch.device("cpu"))
+        if not isinstance(model.network, HDRNet):
+            raise BenchmarkError(f"{path}: not an HDRNet checkpoint")
+        export_onnx(model.network, args.out)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"onnx: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

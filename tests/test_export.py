@@ -1,0 +1,71 @@
+"""ONNX export: the exported low-res graph + fused kernel reproduce the native model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from benchmark.checkpoints import write_model
+from benchmark.errors import BenchmarkError
+from benchmark.hdrnet.export import OnnxHDRNet, export_onnx, main
+from benchmark.hdrnet.model import HDRNet
+
+
+def _trained_looking_model() -> HDRNet:
+    torch.manual_seed(0)
+    model = HDRNet(spatial_bins=8, luma_bins=4, lowres_size=64).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[HDRNet, Path]:
+    model = _trained_looking_model()
+    path = tmp_path_factory.mktemp("onnx") / "hdrnet.onnx"
+    export_onnx(model, path)
+    return model, path
+
+
+@pytest.mark.parametrize("shape", [(96, 128), (77, 203)])
+def test_exported_equals_native_at_any_size(exported: tuple[HDRNet, Path], shape: tuple[int, int]) -> None:
+    model, path = exported
+    image = np.random.default_rng(1).random((*shape, 3), dtype=np.float32)
+    native, onnx = model.enhance(image), OnnxHDRNet(path).enhance(image)
+    assert onnx.shape == image.shape
+    assert np.abs(onnx - native).max() < 1e-5
+    assert np.abs(native - image).max() > 0.01  # the model does something, so agreement means something
+
+
+def test_curves_guide_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match="guide=pointwise"):
+        export_onnx(HDRNet(spatial_bins=8, lowres_size=64, guide="curves"), tmp_path / "x.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_not_an_onnx_file_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    with pytest.raises(BenchmarkError, match="junk.onnx"):
+        OnnxHDRNet(junk)
+
+
+def test_cli_exports_a_run_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _trained_looking_model()
+    model_cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/model/hdrnet.yaml"))
+    model_cfg.update(grid={"spatial": 8, "luma_bins": 4}, lowres_size=64)
+    results = {
+        "config": {"model": model_cfg, "seed": 0}, "task": "local_laplacian", "profile": "smoke",
+        "training": {"steps": 1}, "summary": {"psnr": 30.0}, "environment": {"git_revision": "test"},
+    }
+    write_model(tmp_path / "model.pt", model, results)
+    assert main(["--checkpoint", str(tmp_path / "model.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    image = np.random.default_rng(2).random((50, 60, 3), dtype=np.float32)
+    assert np.abs(OnnxHDRNet(tmp_path / "m.onnx").enhance(image) - model.enhance(image)).max() < 1e-5
+    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "n.onnx")]) == 2
+    assert "error:" in capsys.readouterr().err and not (tmp_path / "n.onnx").exists()

@@ -1,0 +1,83 @@
+"""The fused CPU kernels equal the PyTorch reference path (bilateral_slice + apply_affine), forward
+and backward, and the model's fused inference equals its grid_sample inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
+from benchmark.hdrnet.fused import fused_slice_apply, guided_slice_apply
+from benchmark.hdrnet.model import HDRNet
+
+
+def _perturbed_model(fullres: str, guide: str = "pointwise") -> HDRNet:
+    """A model away from its identity init, so every coefficient and guide weight matters."""
+    torch.manual_seed(0)
+    model = HDRNet(spatial_bins=8, luma_bins=8, lowres_size=64, guide=guide, fullres=fullres).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    return model
+
+
+@pytest.mark.parametrize("size", [(37, 53), (8, 5), (1, 1), (64, 96)])
+def test_forward_equals_grid_sample_path(size: tuple[int, int]) -> None:
+    torch.manual_seed(1)
+    height, width = size
+    grid = torch.randn(2, 12, 8, 4, 6)
+    guide = torch.rand(2, height, width) * 1.4 - 0.2  # also outside [0, 1]: clamped to the edge bins
+    image = torch.rand(2, 3, height, width)
+    expected = apply_affine(bilateral_slice(grid, guide), image)
+    assert torch.allclose(fused_slice_apply(grid, guide, image), expected, atol=1e-5, rtol=0)
+
+
+def test_gradients_pass_gradcheck() -> None:
+    torch.manual_seed(2)
+    grid = torch.randn(2, 12, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    guide = (torch.rand(2, 6, 7, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    image = torch.rand(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fused_slice_apply, (grid, guide, image))
+
+
+def test_gradients_equal_grid_sample_path() -> None:
+    torch.manual_seed(3)
+    grid = torch.randn(2, 12, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    guide = (torch.rand(2, 20, 30, dtype=torch.float64) * 1.2 - 0.1).requires_grad_()
+    image = torch.rand(2, 3, 20, 30, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 3, 20, 30, dtype=torch.float64)
+    fused = torch.autograd.grad(fused_slice_apply(grid, guide, image), (grid, guide, image), upstream)
+    reference = torch.autograd.grad(apply_affine(bilateral_slice(grid, guide), image), (grid, guide, image), upstream)
+    for ours, theirs in zip(fused, reference):
+        assert torch.allclose(ours, theirs, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("guide", ["pointwise", "curves"])
+def test_model_inference_equals_grid_sample_model(guide: str) -> None:
+    fused, reference = _perturbed_model("fused", guide), _perturbed_model("grid_sample", guide)
+    image = np.random.default_rng(4).random((70, 110, 3), dtype=np.float32)
+    ours, theirs = fused.enhance(image), reference.enhance(image)
+    assert ours.shape == image.shape and ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() < 1e-5
+    assert ours.min() >= 0 and ours.max() <= 1
+
+
+def test_training_gradients_of_model_equal_grid_sample_model() -> None:
+    fused, reference = _perturbed_model("fused"), _perturbed_model("grid_sample")
+    image = torch.rand(2, 3, 48, 40)
+    target = torch.rand(2, 3, 48, 40)
+    for model in (fused, reference):
+        model.zero_grad()
+        torch.nn.functional.mse_loss(model(image), target).backward()
+    for (name, ours), theirs in zip(fused.named_parameters(), reference.parameters()):
+        assert torch.allclose(ours.grad, theirs.grad, atol=1e-6, rtol=1e-4), name
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="grid must be"):
+        fused_slice_apply(torch.zeros(1, 9, 2, 2, 2), torch.zeros(1, 4, 4), torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="guide"):
+        fused_slice_apply(torch.zeros(1, 12, 2, 2, 2), torch.zeros(1, 4, 5), torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="float32"):
+        guided_slice_apply(np.zeros((4, 4, 3)), np.zeros((1, 12, 2, 2, 2)), *[np.zeros(s) for s in ((16, 3), 16, 16)], 0.0)
