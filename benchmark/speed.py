@@ -1,0 +1,340 @@
+"""Speed benchmark: every method, and HDRNet stage by stage, at several image sizes, in one run.
+
+Usage: python -m benchmark.speed [model=all|NAME|[A,B]] [task=local_laplacian]
+                                 [sizes=[768x512,1MP,1080p,4MP,12MP]] [repeats=7] [out=DIR] ...
+       python -m benchmark.speed --help
+
+Writes ``speed.json`` (a list of rows: method, stage, width, height, megapixels, median_ms, p10_ms,
+p90_ms, threads, device, ...), ``speed.csv``, ``speed.png``/``.pdf`` (time against megapixels,
+log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRNet's stages:
+``lowres_net`` (downsample + coefficient network), ``fullres`` (the fused guide + slice + apply
+kernel), ``fullres_grid_sample`` (the same stage as every PyTorch port does it: 1x1-conv guide,
+``grid_sample``, apply), ``total`` (photo in, photo out); ``train_step`` / ``train_step_grid_sample``
+time one Adam step (forward + backward) at batch 4 of 512x512 crops. The ``bound`` row
+``fullres_bandwidth`` is the time to read the input and write the output once at the measured copy
+bandwidth of this machine: no full-resolution stage can be faster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numba
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from benchmark.__main__ import resolve_device
+from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
+from benchmark.hdrnet.fused import guided_slice_apply
+from benchmark.hdrnet.model import HDRNet
+from benchmark.images import read_image
+from benchmark.results import environment, write_json_atomic
+from benchmark.tasks import instantiate
+from benchmark.timing import Timing, time_callable
+
+SIZES = {  # name -> (width, height)
+    "768x512": (768, 512), "1MP": (1152, 864), "1080p": (1920, 1080), "4MP": (2304, 1728), "12MP": (4000, 3000),
+}
+PHOTO = BUNDLED_PHOTOS / "kodim05.png"  # real content: the guide's spread sets how many luma bins a row touches
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+@dataclass
+class SpeedConfig:
+    model: Any = "all"  # all | a name of conf/model | a list of names
+    task: str = "local_laplacian"  # its reference operator is timed, and run by the upsampling baselines
+    sizes: list[str] = field(default_factory=lambda: list(SIZES))  # names above or WIDTHxHEIGHT
+    warmup: int = 2
+    repeats: int = 7
+    budget_s: float = 20.0  # per (method, stage, size): slow methods get fewer repeats, never under 3
+    train_batch: int = 4
+    train_crop: int = 512
+    memory_size: str = "12MP"  # HDRNet's peak memory is measured at this size (in a fresh process)
+    device: str = "auto"  # CUDA rows are added for HDRNet when a GPU is present
+    out: str | None = None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``1080p`` / ``12MP`` / ``640x480`` -> (width, height)."""
+    if text in SIZES:
+        return SIZES[text]
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise BenchmarkError(f"sizes: {text!r} is not one of {list(SIZES)} or WIDTHxHEIGHT") from None
+    if width < 16 or height < 16:
+        raise BenchmarkError(f"sizes: {text!r} is smaller than 16x16")
+    return width, height
+
+
+def test_photo(width: int, height: int) -> np.ndarray:
+    return np.clip(cv2.resize(read_image(PHOTO), (width, height), interpolation=cv2.INTER_CUBIC), 0, 1)
+
+
+def model_names(choice: Any) -> list[str]:
+    available = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+    names = available if choice == "all" else [choice] if isinstance(choice, str) else list(choice)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise BenchmarkError(f"model: {unknown} not in {available}")
+    return ["hdrnet"] + [name for name in names if name != "hdrnet"] if "hdrnet" in names else names
+
+
+def compose_run_config(task: str, model: str) -> Any:
+    """The harness's own config for (task, model): the same models the benchmark runs."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"task={task}", f"model={model}"])
+
+
+def timed(fn: Any, cfg: SpeedConfig, device: str = "cpu") -> Timing:
+    """time_callable with repeats cut down for slow calls, so one run fits in minutes."""
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    repeats = int(min(cfg.repeats, max(3, cfg.budget_s // max(once, 1e-9))))
+    return time_callable(fn, warmup=max(cfg.warmup - 1, 0), repeats=repeats, device=device)
+
+
+@numba.njit(parallel=True, cache=True)
+def _parallel_copy(source: np.ndarray, target: np.ndarray) -> None:
+    for i in numba.prange(source.shape[0]):
+        target[i] = source[i]
+
+
+def copy_bandwidth(cfg: SpeedConfig) -> float:
+    """Bytes per second read + written by a multi-threaded copy of 256 MB (out of cache)."""
+    source = np.ones(64 * 2**20, np.float32)
+    target = np.empty_like(source)
+    timing = time_callable(lambda: _parallel_copy(source, target), warmup=2, repeats=cfg.repeats)
+    return 2 * source.nbytes / (timing.median_ms / 1e3)
+
+
+def conv_guide(model: HDRNet, image: torch.Tensor) -> torch.Tensor:
+    """The pointwise guide as NCHW 1x1 convolutions, as PyTorch ports of HDRNet write it."""
+    hidden, out = model.guide.hidden, model.guide.out
+    features = F.relu(F.conv2d(image, hidden.weight[:, :, None, None], hidden.bias))
+    return torch.sigmoid(F.conv2d(features, out.weight[:, :, None, None], out.bias))[:, 0]
+
+
+def hdrnet_stages(model: HDRNet, photo: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """Each HDRNet stage as a no-argument callable on ``device``."""
+    nchw = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
+    view = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).to(device)
+    grid = model.coefficients(model.lowres(view))
+    stages = {
+        "total": lambda: model.enhance(photo),
+        "lowres_net": lambda: model.coefficients(model.lowres(view)),
+        "fullres_grid_sample": lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw),
+    }
+    if device.type == "cpu":
+        hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
+        stages["fullres"] = lambda: guided_slice_apply(
+            photo, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
+        )
+    return stages
+
+
+def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
+    """One Adam step of HDRNet (forward + backward at full resolution) on real photo crops."""
+    torch.manual_seed(0)
+    model = HDRNet(fullres=fullres)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    photos = [read_image(path) for path in sorted(BUNDLED_PHOTOS.glob("*.png"))[: cfg.train_batch]]
+    size = cfg.train_crop
+    crops = [cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA) for photo in photos]
+    inputs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    targets = inputs.clamp(0, 1) ** 0.8
+
+    def step() -> None:
+        optimiser.zero_grad()
+        F.mse_loss(model(inputs), targets).backward()
+        optimiser.step()
+
+    return time_callable(step, warmup=cfg.warmup, repeats=max(3, cfg.repeats // 2))
+
+
+def peak_memory(width: int, height: int) -> dict[str, int]:
+    """HDRNet inference's memory in a fresh process: the peak resident set while making the photo
+    and enhancing it, above the resident set before (libraries loaded, kernels compiled; the peak
+    is reset through /proc/self/clear_refs first)."""
+    code = (
+        "import json, numpy as np, torch; torch.set_flush_denormal(True)\n"
+        "from benchmark.hdrnet.model import HDRNet\n"
+        "def status(key): return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(key))\n"
+        "model = HDRNet().eval(); model.enhance(np.random.rand(64, 64, 3).astype(np.float32))\n"
+        "open('/proc/self/clear_refs', 'w').write('5'); before = status('VmRSS:')\n"
+        f"photo = np.empty(({height}, {width}, 3), np.float32); photo[:] = 0.5\n"
+        "output = model.enhance(photo)\n"
+        "print(json.dumps({'peak_bytes': status('VmHWM:') - before, 'image_bytes': photo.nbytes}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise BenchmarkError(f"memory measurement failed: {result.stderr.strip().splitlines()[-1]}")
+    return json.loads(result.stdout)
+
+
+def _row(method: str, stage: str, width: int, height: int, timing: Timing, **extra: Any) -> dict[str, Any]:
+    return {
+        "method": method, "stage": stage, "width": width, "height": height,
+        "megapixels": round(width * height / 1e6, 4), "median_ms": timing.median_ms, "p10_ms": timing.p10_ms,
+        "p90_ms": timing.p90_ms, "threads": timing.threads, "device": timing.device.split(":")[0],
+        "runs": timing.runs, **extra,
+    }
+
+
+def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
+    """All rows of speed.json."""
+    torch.set_flush_denormal(True)
+    sizes = [parse_size(size) for size in cfg.sizes]
+    gpu = resolve_device(cfg.device)
+    names = model_names(cfg.model)
+    run_cfg = compose_run_config(cfg.task, "hdrnet")
+    operator = instantiate(run_cfg.task.operator, "task.operator") if run_cfg.task.get("operator") else None
+    models = {name: instantiate(compose_run_config(cfg.task, name).model, "model") for name in names}
+    bandwidth = copy_bandwidth(cfg)
+    rows: list[dict[str, Any]] = []
+    for width, height in sizes:
+        photo = test_photo(width, height)
+        print(f"{width}x{height}", flush=True)
+        if operator is not None:
+            rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), task=cfg.task))
+        bound_ms = 2 * photo.nbytes / bandwidth * 1e3
+        rows.append({**_row("bound", "fullres_bandwidth", width, height, Timing(bound_ms, bound_ms, bound_ms,
+                     bound_ms, 1, 0, numba.get_num_threads(), "cpu")), "gb_per_s": bandwidth / 1e9})
+        for name, model in models.items():
+            extra = {"task": cfg.task, "needs_operator": model.needs_operator, "parameters": model.parameter_count()}
+            if model.needs_operator and operator is None:
+                continue
+            if name == "hdrnet":
+                with torch.no_grad():
+                    for stage, fn in hdrnet_stages(model.network.eval(), photo, torch.device("cpu")).items():
+                        rows.append(_row(name, stage, width, height, timed(fn, cfg), **extra))
+                    if gpu.type == "cuda":
+                        on_gpu = HDRNet(fullres="grid_sample").to(gpu).eval()
+                        on_gpu.load_state_dict(model.network.state_dict())
+                        for stage, fn in hdrnet_stages(on_gpu, photo, gpu).items():
+                            rows.append(_row(name, stage, width, height, timed(fn, cfg, str(gpu)), **extra))
+            else:
+                fn = (lambda m=model: m.predict(photo, operator if m.needs_operator else None))
+                rows.append(_row(name, "total", width, height, timed(fn, cfg), **extra))
+    if "hdrnet" in models:
+        size = cfg.train_crop
+        for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):
+            rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), batch=cfg.train_batch))
+        width, height = parse_size(cfg.memory_size)
+        memory = peak_memory(width, height)
+        rows.append({"method": "hdrnet", "stage": "peak_memory", "width": width, "height": height,
+                     "megapixels": round(width * height / 1e6, 4), "device": "cpu", **memory})
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame([r for r in rows if "median_ms" in r and not r["stage"].startswith("train")])
+    figure, axis = plt.subplots(figsize=(8, 6))
+    for (method, stage, device), group in frame.groupby(["method", "stage", "device"]):
+        label = method if stage == "total" else f"{method}: {stage}"
+        style = "--" if method == "bound" else ":" if stage != "total" else "-"
+        axis.plot(group["megapixels"], group["median_ms"], style, marker="o", label=f"{label} ({device})")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("image size (megapixels)")
+    axis.set_ylabel("median time (ms)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    for suffix in ("png", "pdf"):
+        figure.savefig(out / f"speed.{suffix}", dpi=120)
+    plt.close(figure)
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The headline figures: fused stage vs grid_sample and vs the bandwidth bound, HDRNet vs reference."""
+    frame = pd.DataFrame([r for r in rows if r.get("device") == "cpu" and "median_ms" in r])
+    ms = frame.set_index(["method", "stage", "width", "height"])["median_ms"]
+    lines = []
+    for (width, height), _ in frame.groupby(["width", "height"]):
+        def get(method: str, stage: str) -> float | None:
+            return ms.get((method, stage, width, height))
+        fused, grid_sample, bound = get("hdrnet", "fullres"), get("hdrnet", "fullres_grid_sample"), get("bound", "fullres_bandwidth")
+        total, reference = get("hdrnet", "total"), get("reference", "total")
+        if fused is None or bound is None:
+            continue
+        line = f"{width}x{height}: full-res stage fused {fused:.2f} ms = {fused / bound:.1f}x the bandwidth bound ({bound:.2f} ms)"
+        if grid_sample is not None:
+            line += f", {grid_sample / fused:.0f}x faster than grid_sample ({grid_sample:.1f} ms)"
+        if total is not None and reference is not None:
+            line += f"; HDRNet {total:.2f} ms end to end, {reference / total:.1f}x faster than the reference ({reference:.1f} ms)"
+        lines.append(line)
+    full = frame[(frame["method"] == "hdrnet") & (frame["stage"] == "fullres")]
+    if len(full) >= 2:
+        slope = np.polyfit(full["megapixels"], full["median_ms"], 1)[0]
+        lines.append(f"full-res stage: {slope:.2f} ms per megapixel (linear fit over {len(full)} sizes)")
+    steps = frame[frame["stage"].str.startswith("train_step")].set_index("stage")["median_ms"]
+    if {"train_step", "train_step_grid_sample"} <= set(steps.index):
+        lines.append(f"training step: fused {steps['train_step']:.0f} ms, grid_sample "
+                     f"{steps['train_step_grid_sample']:.0f} ms ({steps['train_step_grid_sample'] / steps['train_step']:.1f}x)")
+    memory = [r for r in rows if r["stage"] == "peak_memory"]
+    for row in memory:
+        images = 2 * row["image_bytes"]
+        lines.append(f"peak memory of HDRNet inference at {row['width']}x{row['height']}: "
+                     f"{row['peak_bytes'] / 2**20:.0f} MiB = {row['peak_bytes'] / images:.2f}x input + output "
+                     f"({images / 2**20:.0f} MiB)")
+    return lines
+
+
+def parse_args(argv: list[str]) -> SpeedConfig:
+    base = OmegaConf.structured(SpeedConfig)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist(argv)))  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise BenchmarkError(" ".join(str(error).split("\n")[0].split())) from None
+
+
+def main(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(__doc__)
+        print("Settings (key=value):\n" + OmegaConf.to_yaml(OmegaConf.structured(SpeedConfig)))
+        return 0
+    try:
+        cfg = parse_args(argv)
+        out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
+        print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
+        rows = measure(cfg)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame([r for r in rows if "median_ms" in r])
+    table.to_csv(out / "speed.csv", index=False)
+    plot(rows, out)
+    write_json_atomic({"config": asdict(cfg), "environment": environment(torch.device("cpu"))}, out / "speed_meta.json")
+    write_json_atomic(rows, out / "speed.json")
+    pivot = table.pivot_table(index=["method", "stage", "device"], columns="megapixels", values="median_ms")
+    print(pivot.round(2).to_string())
+    print("\n".join(summary_lines(rows)))
+    print(f"speed: {out / 'speed.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
