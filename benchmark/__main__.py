@@ -15,13 +15,16 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.approximator import Approximator, FitContext
+from benchmark.approximator import Approximator, FitContext, NetworkApproximator
+from benchmark.checkpoints import MODEL_FILE, check_model_config, write_model
 from benchmark.curves import write_training_curve
 from benchmark.data import DataIssues
 from benchmark.errors import BenchmarkError
-from benchmark.evaluate import TimingConfig, evaluate
+from benchmark.evaluate import TimingConfig, evaluate, write_examples
 from benchmark.metrics import METRIC_DEFINITIONS, Lpips
 from benchmark.results import environment, format_table, summarise, write_json_atomic
 from benchmark.tasks import instantiate, prepare_task
@@ -63,6 +66,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.data.min_side < 1:
         raise BenchmarkError(f"data.min_side={cfg.data.min_side} must be a positive number of pixels")
     torch.manual_seed(cfg.seed)
+    if cfg.model.get("checkpoint"):  # weights of another model stop the run here, naming the setting
+        check_model_config(cfg.model)
     model: Approximator = instantiate(cfg.model, "model")
     issues = DataIssues(strict=cfg.data.strict, min_side=cfg.data.min_side)
     data = prepare_task(cfg, Path(cfg.data.cache_dir) / "pairs", issues)
@@ -79,7 +84,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     context = FitContext(train_cfg, data.test, checkpoint_path(cfg), device, cfg.seed)
     training = model.fit(data.train, context)
-    rows = evaluate(model, data.test, data.operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
+    rows, examples = evaluate(model, data.test, data.operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
     results = {
         "task": cfg.task.name,
         "model": cfg.model.name,
@@ -101,19 +106,35 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     if "curve" in training:
         write_training_curve(training["curve"], run_dir)
+    write_examples(examples, run_dir / "examples")
+    if isinstance(model, NetworkApproximator):
+        write_model(run_dir / MODEL_FILE, model.network, results)
     write_json_atomic(results, run_dir / "results.json")
     print(format_table(results))
     print(f"results: {run_dir / 'results.json'}")
     return results
 
 
+class JobFailed(CompactHydraException):
+    """A multirun job's ``error:``; Hydra runs the other jobs first, then prints it and exits 1."""
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    """One job. A bad config stops a single run (exit 2); in a multirun it fails only its own job."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        run(cfg, run_dir)
     except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        # Ctrl-C in training arrives as a BenchmarkError too: it stops the whole sweep.
+        if hydra_cfg.mode != RunMode.MULTIRUN or isinstance(error.__context__, KeyboardInterrupt):
+            sys.exit(2)
+        marker = run_dir / "error.txt"
+        marker.with_suffix(".tmp").write_text(f"{error}\n")
+        marker.with_suffix(".tmp").replace(marker)
+        raise JobFailed(f"error: {error} (in {marker}; every failed job of the sweep has an error.txt)") from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from benchmark.checkpoints import read_model
+from benchmark.checkpoints import resolve as resolve_checkpoint
+from benchmark.errors import BenchmarkError
 from benchmark.images import from_tensor, to_tensor
 from benchmark.pairs import Operator, PairSet
 from benchmark.train import TrainConfig, train_network
@@ -44,14 +47,36 @@ class NetworkApproximator:
 
     needs_operator = False
 
-    def __init__(self, name: str, network: torch.nn.Module) -> None:
+    def __init__(self, name: str, network: torch.nn.Module, checkpoint: str | None = None) -> None:
         # Tiny weights and gradients go denormal on CPU and make steps ~100x slower: flush them.
         torch.set_flush_denormal(True)
         self.name = name
         self.network = network
         self.device = torch.device("cpu")
+        self.loaded: dict[str, Any] | None = None  # fit's summary when weights were loaded, not trained
+        if checkpoint is not None:
+            self.load(resolve_checkpoint(checkpoint, name))
+
+    def load(self, path: Path) -> None:
+        """Weights from a model file (``benchmark.checkpoints``), bit-exact; ``fit`` then trains nothing."""
+        saved = read_model(path)
+        try:
+            self.network.load_state_dict(saved["state_dict"])
+        except RuntimeError as error:  # missing, unexpected or differently shaped tensors
+            reason = str(error).splitlines()[0]
+            raise BenchmarkError(f"{path}: weights do not fit model={self.name}: {reason}") from None
+        self.network.eval()
+        self.loaded = {"loaded_from": str(path), "trained": saved["training"]}
+
+    def to(self, device: torch.device) -> None:
+        """Run ``predict`` on ``device`` from now on."""
+        self.network.to(device)
+        self.device = device
 
     def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
+        if self.loaded is not None:
+            self.to(context.device)
+            return self.loaded
         self.device = context.device
         return train_network(
             self.network, train, context.monitor_pairs, context.train, context.checkpoint_path,

@@ -1,0 +1,117 @@
+"""Apply a trained model to your own photo at full resolution, or ship a run's model.
+
+Usage:
+  python -m benchmark.apply --task local_laplacian in.jpg out.jpg          # checkpoints/hdrnet/<task>.pt
+  python -m benchmark.apply --checkpoint RUN_DIR/model.pt in.png out.tif   # any run's model; .tif: 16 bit
+  python -m benchmark.apply --export-from RUN_DIR [--to checkpoints/hdrnet/<task>.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from benchmark.__main__ import resolve_device
+from benchmark.approximator import NetworkApproximator
+from benchmark.checkpoints import MODEL_FILE, export, read_model, shipped_path
+from benchmark.data import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.images import IMAGE_EXTENSIONS, read_image, write_image
+from benchmark.tasks import instantiate
+
+SIXTEEN_BIT_EXTENSIONS = (".tif", ".tiff")  # jpg and png outputs are 8 bit
+MODELS_DIR = PROJECT_ROOT / "conf" / "model"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one 'error:' line and exit 2, like every other bad input
+        raise BenchmarkError(f"{message} (see --help)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(
+        prog="python -m benchmark.apply",
+        description="Run a trained model (HDRNet by default) on a photo at full resolution and write the "
+        "result; or copy a finished run's model.pt to where --task finds it.",
+        epilog="Input: PNG/JPEG/TIFF, 8 or 16 bit, grey or RGBA (alpha dropped), EXIF-rotated. Output: 8 bit "
+        "for .jpg/.png, 16 bit for .tif. Bad input prints one 'error:' line and exits 2 without writing.",
+    )
+    parser.add_argument("input", nargs="?", type=Path, help="photo to process")
+    parser.add_argument("output", nargs="?", type=Path, help="where to write the result (written atomically)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--task", help="use the shipped checkpoints/hdrnet/<TASK>.pt")
+    source.add_argument("--checkpoint", type=Path, metavar="FILE", help="use this model file (a run's model.pt)")
+    source.add_argument("--export-from", type=Path, metavar="RUN_DIR",
+                        help=f"copy RUN_DIR/{MODEL_FILE} of a finished run to --to, then exit")
+    parser.add_argument("--to", type=Path, help="with --export-from: target file (default: the shipped "
+                        "checkpoints/<model>/<task>.pt of the run's task)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    args = parser.parse_args(argv)
+    if args.export_from is not None:
+        if args.input or args.output:
+            parser.error("--export-from takes no input or output image")
+    elif args.task is None and args.checkpoint is None:
+        parser.error("give --task or --checkpoint (or --export-from)")
+    elif args.output is None:
+        parser.error("give an input and an output image")
+    elif args.to is not None:
+        parser.error("--to goes with --export-from")
+    return args
+
+
+def load_model(path: Path, device: torch.device) -> tuple[NetworkApproximator, dict[str, Any]]:
+    """The model a checkpoint was trained as (its ``model_config`` through Hydra), with its weights."""
+    saved = read_model(path)
+    # weights_only loading keeps a file from running code; so must its _target_: only the harness's models
+    target = saved["model_config"].get("_target_")
+    if target not in {OmegaConf.load(config)._target_ for config in MODELS_DIR.glob("*.yaml")}:
+        raise BenchmarkError(f"{path}: model_config._target_={target!r} is none of the models in {MODELS_DIR}")
+    model = instantiate(OmegaConf.create(saved["model_config"]), "model")
+    if not isinstance(model, NetworkApproximator):
+        raise BenchmarkError(f"{path}: {target} is not a learned model")
+    model.load(path)
+    model.to(device)
+    return model, saved
+
+
+def apply(checkpoint: Path, input_path: Path, output_path: Path, device: torch.device) -> None:
+    """Read, predict at full resolution, write; prints what ran and how long it took."""
+    if output_path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise BenchmarkError(f"{output_path}: unsupported output extension; expected one of {IMAGE_EXTENSIONS}")
+    started = time.perf_counter()
+    model, saved = load_model(checkpoint, device)
+    image = read_image(input_path)
+    predict_started = time.perf_counter()
+    output = model.predict(image)  # numpy on the CPU: CUDA work is finished when it returns
+    predict_ms = (time.perf_counter() - predict_started) * 1000
+    write_image(output_path, output, 16 if output_path.suffix.lower() in SIXTEEN_BIT_EXTENSIONS else 8)
+    height, width = image.shape[:2]
+    print(
+        f"{saved['model_config']['name']} ({saved['task']}, {checkpoint}) on {input_path} ({width}x{height}, "
+        f"{device}): predict {predict_ms:.1f} ms (one call, with any one-time set-up such as a kernel "
+        f"compile), {time.perf_counter() - started:.2f} s in all -> {output_path}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        if args.export_from is not None:
+            print(f"wrote {export(args.export_from, args.to)}")
+            return 0
+        checkpoint = args.checkpoint or shipped_path(args.task)
+        apply(checkpoint, args.input, args.output, resolve_device(args.device))
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Trained models as files: a run's slim ``model.pt``, the shipped ``checkpoints/<model>/<task>.pt``.
+
+A model file is ``{"model_config", "task", "state_dict", "training"}``: the resolved ``cfg.model``
+(without ``checkpoint``), the task name, the network's weights and a short training summary. It
+is what ``model.checkpoint=...`` and ``python -m benchmark.apply`` load; the training checkpoints
+in the cache (optimiser state, curve) stay there for resuming.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.data import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.train import _save_atomic
+
+MODEL_FILE = "model.pt"  # in every run directory of a learned model
+SHIPPED_DIR = PROJECT_ROOT / "checkpoints"
+TASKS_DIR = PROJECT_ROOT / "conf" / "task"
+MODEL_KEYS = ("model_config", "task", "state_dict", "training")
+# model.* keys that do not change the weights (how to run them), so a checkpoint may differ in them
+RUNTIME_KEYS = ("checkpoint", "fullres")
+
+
+def shipped_path(task: str, model: str = "hdrnet") -> Path:
+    """``checkpoints/<model>/<task>.pt`` under the project root, for a task that exists."""
+    if not (TASKS_DIR / f"{task}.yaml").is_file():
+        known = ", ".join(sorted(path.stem for path in TASKS_DIR.glob("*.yaml")))
+        raise BenchmarkError(f"unknown task {task!r}; tasks: {known}")
+    return SHIPPED_DIR / model / f"{task}.pt"
+
+
+def resolve(value: str, model: str) -> Path:
+    """``model.checkpoint``: a file path, or a bare task name meaning the shipped checkpoint."""
+    path = Path(value).expanduser()
+    if path.is_file() or path.suffix or len(path.parts) > 1:
+        return path
+    return shipped_path(value, model)
+
+
+def read_model(path: Path) -> dict[str, Any]:
+    """The contents of a model file, checked; one ``BenchmarkError`` naming the file otherwise."""
+    if not path.is_file():
+        make = f" (ship one with: python -m benchmark.apply --export-from RUN_DIR --to {path})"
+        raise BenchmarkError(f"{path}: no such checkpoint file{make if SHIPPED_DIR in path.parents else ''}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip, EOF and runtime errors for a non-checkpoint
+        reason = " ".join(str(error).split())[:200]
+        raise BenchmarkError(f"{path}: not a model checkpoint ({type(error).__name__}: {reason})") from None
+    if not isinstance(saved, dict) or not set(MODEL_KEYS) <= saved.keys():
+        training_checkpoint = isinstance(saved, dict) and "optimizer" in saved
+        hint = ", it is a training checkpoint from the cache" if training_checkpoint else ""
+        raise BenchmarkError(
+            f"{path}: not a model checkpoint (expected the keys {', '.join(MODEL_KEYS)}{hint}; "
+            f"a run of a learned model writes one as {MODEL_FILE})"
+        )
+    return saved
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        elif f"{prefix}{key}" not in RUNTIME_KEYS:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_model_config(model_cfg: DictConfig) -> None:
+    """Stop before any work when ``model.checkpoint`` holds weights of a different model."""
+    path = resolve(model_cfg.checkpoint, model_cfg.name)
+    saved = _flatten(read_model(path)["model_config"])
+    requested = _flatten(OmegaConf.to_container(model_cfg, resolve=True))
+    differences = [
+        f"model.{key}={requested.get(key)!r} but the checkpoint has {saved.get(key)!r}"
+        for key in sorted(saved.keys() | requested.keys())
+        if saved.get(key) != requested.get(key)
+    ]
+    if differences:
+        raise BenchmarkError(f"{path}: trained for a different model: {'; '.join(differences)}")
+
+
+def write_model(path: Path, network: torch.nn.Module, results: dict[str, Any]) -> None:
+    """A run's model file (a few MB), from its network and its (complete) results."""
+    training = results["training"]
+    _save_atomic(
+        {
+            "model_config": {k: v for k, v in results["config"]["model"].items() if k != "checkpoint"},
+            "task": results["task"],
+            "state_dict": {name: tensor.detach().cpu() for name, tensor in network.state_dict().items()},
+            "training": {
+                "steps": training.get("steps"),
+                "loaded_from": training.get("loaded_from"),
+                "seed": results["config"]["seed"],
+                "profile": results["profile"],
+                "test_psnr": results["summary"]["psnr"],
+                "git_revision": results["environment"]["git_revision"],
+            },
+        },
+        path,
+    )
+
+
+def export(run_dir: Path, target: Path | None) -> Path:
+    """Copy a finished run's model file to ``target`` (default: the shipped path of its task)."""
+    if not (run_dir / "results.json").is_file():
+        raise BenchmarkError(f"{run_dir}: not a finished run (no results.json)")
+    saved = read_model(run_dir / MODEL_FILE)
+    target = target or shipped_path(saved["task"], saved["model_config"]["name"])
+    _save_atomic(saved, target)
+    return target

@@ -1,0 +1,173 @@
+"""Trained models as files: a run's model.pt, model.checkpoint, `python -m benchmark.apply`, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import apply, checkpoints
+from benchmark.__main__ import run
+from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.images import read_image, resize, write_image
+from tests.conftest import compose_config, run_cli
+
+CPU = torch.device("cpu")
+
+
+def run_apply(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m benchmark.apply ARGS` as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run([sys.executable, "-m", "benchmark.apply", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run directory of a finished smoke run of HDRNet (16 steps on 96-px photos)."""
+    root = tmp_path_factory.mktemp("trained")
+    result = run_cli(["profile=smoke", f"hydra.run.dir={root / 'run'}", f"data.cache_dir={root / 'cache'}"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A small photo (not one the model saw at this size) as an 8-bit PNG."""
+    path = tmp_path / "photo.png"
+    write_image(path, resize(read_image(BUNDLED_PHOTOS / "kodim05.png"), (80, 120)))
+    return path
+
+
+def test_a_learned_run_writes_a_slim_model_file_before_its_results(trained):
+    saved = checkpoints.read_model(trained / checkpoints.MODEL_FILE)
+    results = json.loads((trained / "results.json").read_text())
+    assert (trained / checkpoints.MODEL_FILE).stat().st_size < 5_000_000
+    assert saved["model_config"] == {k: v for k, v in results["config"]["model"].items() if k != "checkpoint"}
+    assert saved["task"] == "local_laplacian"
+    training = saved["training"]
+    assert (training["steps"], training["seed"], training["profile"], training["loaded_from"]) == (16, 0, "smoke", None)
+    assert training["test_psnr"] == results["summary"]["psnr"]
+    assert training["git_revision"] == results["environment"]["git_revision"]
+    assert (trained / "results.json").stat().st_mtime_ns >= (trained / checkpoints.MODEL_FILE).stat().st_mtime_ns
+
+
+def test_apply_writes_what_predict_returns(trained, photo, tmp_path):
+    checkpoint = trained / checkpoints.MODEL_FILE
+    result = run_apply(["--checkpoint", str(checkpoint), "--device", "cpu", str(photo), "out/result.png"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "predict" in result.stdout and " ms" in result.stdout
+    model, _ = apply.load_model(checkpoint, CPU)
+    expected = model.predict(read_image(photo))
+    written = read_image(tmp_path / "out" / "result.png")
+    assert written.shape == (80, 120, 3)
+    np.testing.assert_array_equal(np.rint(written * 255), np.rint(expected * 255))
+
+    assert apply.main(["--checkpoint", str(checkpoint), str(photo), str(tmp_path / "result.tif")]) == 0
+    np.testing.assert_array_equal(np.rint(read_image(tmp_path / "result.tif") * 65535), np.rint(expected * 65535))
+
+
+def test_model_checkpoint_loads_instead_of_training_with_identical_metrics(trained, tmp_path):
+    checkpoint = trained / checkpoints.MODEL_FILE
+    cache = trained.parent / "cache"  # pairs reused; the training checkpoint's key differs, so none is reused
+    result = run_cli(["profile=smoke", f"hydra.run.dir={tmp_path / 'run'}", f"data.cache_dir={cache}",
+                      f"model.checkpoint={checkpoint}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Resuming" not in result.stdout and "held-out PSNR" not in result.stdout
+    trained_results = json.loads((trained / "results.json").read_text())
+    loaded_results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert loaded_results["training"]["loaded_from"] == str(checkpoint)
+    assert loaded_results["training"]["trained"]["steps"] == 16
+    for key in ("psnr", "ssim", "delta_e"):
+        assert [row[key] for row in loaded_results["images"]] == [row[key] for row in trained_results["images"]]
+    resaved = checkpoints.read_model(tmp_path / "run" / checkpoints.MODEL_FILE)
+    for name, tensor in checkpoints.read_model(checkpoint)["state_dict"].items():
+        assert torch.equal(tensor, resaved["state_dict"][name]), name
+
+
+def _junk_checkpoint(tmp_path: Path, trained: Path) -> str:
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    return str(tmp_path / "junk.pt")
+
+
+def _training_checkpoint(tmp_path: Path, trained: Path) -> str:
+    return str(next((trained.parent / "cache" / "checkpoints").glob("*.pt")))
+
+
+@pytest.mark.parametrize(
+    "make_checkpoint, overrides, message",
+    [
+        (lambda tmp, run_dir: str(tmp / "missing.pt"), [], r"missing\.pt: no such checkpoint file"),
+        (_junk_checkpoint, [], r"junk\.pt: not a model checkpoint"),
+        (_training_checkpoint, [], "it is a training checkpoint from the cache"),
+        (lambda tmp, run_dir: str(run_dir / "model.pt"), ["model.grid.luma_bins=4"],
+         r"model\.pt: trained for a different model: model\.grid\.luma_bins=4 but the checkpoint has 8$"),
+        (lambda tmp, run_dir: str(run_dir / "model.pt"), ["model.guide=curves", "model.lowres_size=128"],
+         "model.guide='curves' but the checkpoint has 'pointwise'; model.lowres_size=128 but the checkpoint has 256"),
+    ],
+    ids=["missing", "junk", "training-checkpoint", "grid", "guide-and-size"],
+)
+def test_a_checkpoint_that_does_not_fit_stops_the_run_naming_file_and_setting(
+    trained, tmp_path, make_checkpoint, overrides, message
+):
+    cfg = compose_config(["profile=smoke", f"data.cache_dir={trained.parent / 'cache'}",
+                          f"model.checkpoint={make_checkpoint(tmp_path, trained)}", *overrides])
+    with pytest.raises(BenchmarkError, match=message):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_task_name_means_the_shipped_checkpoint_made_by_export(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", tmp_path / "checkpoints")
+    shipped = tmp_path / "checkpoints" / "hdrnet" / "local_laplacian.pt"
+    assert checkpoints.resolve("local_laplacian", "hdrnet") == shipped
+    with pytest.raises(BenchmarkError, match="no such checkpoint file .ship one with: python -m benchmark.apply"):
+        checkpoints.read_model(shipped)
+
+    assert apply.main(["--export-from", str(trained)]) == 0  # default target: the shipped path
+    assert checkpoints.read_model(shipped)["training"]["steps"] == 16
+    assert checkpoints.resolve(str(trained / "model.pt"), "hdrnet") == trained / "model.pt"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "nope", "{photo}", "{out}"], "unknown task 'nope'; tasks: dehaze, "),
+        (["--checkpoint", "{tmp}/missing.pt", "{photo}", "{out}"], "missing.pt: no such checkpoint file"),
+        (["--checkpoint", "{model}", "{tmp}/broken.png", "{out}"], "broken.png: "),
+        (["--checkpoint", "{model}", "{photo}", "{tmp}/out.gif"], "out.gif: unsupported output extension"),
+        (["--checkpoint", "{model}", "{photo}"], "give an input and an output image"),
+        (["--export-from", "{tmp}", "--to", "{out}"], "not a finished run .no results.json"),
+    ],
+    ids=["unknown-task", "missing-checkpoint", "unreadable-image", "bad-extension", "no-output", "export-unfinished"],
+)
+def test_bad_input_is_one_error_line_exit_2_and_no_output(trained, photo, tmp_path, capsys, args, message):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    values = {"photo": photo, "out": tmp_path / "out.png", "tmp": tmp_path, "model": trained / "model.pt"}
+    assert apply.main([arg.format(**values) for arg in args]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+    assert re.search(message, errors[0]), errors[0]
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.gif").exists()
+
+
+def test_cli_help_and_an_error_as_a_user_sees_them(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        apply.main(["--help"])
+    assert exited.value.code == 0 and "--export-from" in capsys.readouterr().out
+    failed = run_apply(["--task", "nope", "in.png", "out.png"], tmp_path)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines() == [failed.stderr.strip()] and failed.stderr.startswith("error: ")
+
+
+def test_settings_that_leave_the_weights_alone_may_differ_from_the_checkpoint(trained):
+    cfg = compose_config(["profile=smoke", f"model.checkpoint={trained / 'model.pt'}", "model.fullres=grid_sample"])
+    checkpoints.check_model_config(cfg.model)  # no error: the full-res kernel is how, not what

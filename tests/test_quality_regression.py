@@ -1,0 +1,57 @@
+"""Quality at smoke scale against the committed reports/baselines/smoke.json, and proof it bites.
+
+HDRNet (200 steps) and three upsampling baselines on local_laplacian, 8 bundled photos shrunk to
+384 px (larger than the 256-px low-res size, so the baselines really upsample), seed 0, on the CPU.
+Speed is not checked here (the baseline has no speed tolerance): milliseconds of 384-px images
+are noise. The tolerances (0.3 dB, 0.01 SSIM) are far above float-rounding differences (another
+thread count: <= 0.001 dB measured; another x86 CPU's kernels differ the same way) and far below
+what one training step instead of 200 costs (-1.3 dB, -0.03 SSIM). To remake the baseline after an intended change (say why in the commit):
+
+    python -m benchmark -m model=hdrnet,bicubic,guided_filter,jbu task=local_laplacian profile=smoke seed=0 \\
+        device=cpu data.max_side=384 data.max_images=8 train.steps=200 train.eval_every=100 \\
+        train.checkpoint_every=200 data.cache_dir=/tmp/smoke-cache hydra.sweep.dir=/tmp/smoke
+    python -m benchmark.regress --write-baseline reports/baselines/smoke.json /tmp/smoke \\
+        --psnr-tolerance 0.3 --ssim-tolerance 0.01 --speed-tolerance none
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark import regress
+from benchmark.__main__ import run
+from benchmark.data import PROJECT_ROOT
+from tests.conftest import compose_config
+
+BASELINE = PROJECT_ROOT / "reports" / "baselines" / "smoke.json"
+SMOKE = [
+    "task=local_laplacian", "profile=smoke", "seed=0", "device=cpu", "data.max_side=384", "data.max_images=8",
+    "train.steps=200", "train.eval_every=100", "train.checkpoint_every=200",
+]
+MODELS = ("hdrnet", "bicubic", "guided_filter", "jbu")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder holding a smoke run of each model, as a multirun would."""
+    root = tmp_path_factory.mktemp("smoke")
+    for model in MODELS:
+        run(compose_config([*SMOKE, f"model={model}", f"data.cache_dir={root.parent / 'cache'}"]), root / model)
+    return root
+
+
+def test_smoke_quality_matches_the_committed_baseline(runs, capsys):
+    assert regress.main(["--baseline", str(BASELINE), str(runs)]) == 0, capsys.readouterr().out
+
+
+def test_a_worse_hdrnet_fails_the_check(runs, tmp_path, capsys):
+    worse = tmp_path / "hdrnet-1-step"
+    run(compose_config([*SMOKE, "model=hdrnet", "train.steps=1", f"data.cache_dir={runs.parent / 'cache'}"]), worse)
+    others = [str(runs / model) for model in MODELS if model != "hdrnet"]
+    capsys.readouterr()
+    assert regress.main(["--baseline", str(BASELINE), str(worse), *others]) == 1
+    table = capsys.readouterr().out
+    failed = [line.split()[:3] for line in table.splitlines() if "REGRESSION" in line.split()[-1:]]
+    assert failed == [["local_laplacian", "hdrnet", "psnr"], ["local_laplacian", "hdrnet", "ssim"]], table
