@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import tempfile
@@ -133,6 +134,24 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+@contextmanager
+def checkpoint_lock(checkpoint_path: Path) -> Iterator[None]:
+    """Hold ``<checkpoint>.lock`` (flock): parallel jobs with the same config train it once.
+
+    The lock file stays: deleting it would let a third job lock a new file while a second still
+    waits on the old one. The kernel drops the lock when its process dies, so nothing goes stale.
+    """
+    lock_path = checkpoint_path.with_name(checkpoint_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"Waiting for another job training {checkpoint_path}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def train_network(
     model: torch.nn.Module,
     train_pairs: PairSet,
@@ -146,8 +165,22 @@ def train_network(
     resuming from ``checkpoint_path`` when it exists.
 
     ``monitor_pairs`` (the held-out images) are only evaluated for the PSNR-vs-time curve: they
-    never feed a gradient or a model choice. Returns the training summary and curve.
+    never feed a gradient or a model choice. Returns the training summary and curve. A job that
+    finds the same checkpoint in training elsewhere waits, then resumes from (reuses) it.
     """
+    with checkpoint_lock(checkpoint_path):
+        return _train_locked(model, train_pairs, monitor_pairs, cfg, checkpoint_path, device, seed)
+
+
+def _train_locked(
+    model: torch.nn.Module,
+    train_pairs: PairSet,
+    monitor_pairs: PairSet,
+    cfg: TrainConfig,
+    checkpoint_path: Path,
+    device: torch.device,
+    seed: int,
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed)
     model.to(device)

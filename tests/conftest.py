@@ -31,6 +31,19 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def cli_env(cache_dir: Path) -> dict[str, str]:
+    """The environment of a `python -m benchmark` process with its own pair/checkpoint cache."""
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "BILATERAL_BENCH_CACHE": str(cache_dir)}
+
+
+def run_multirun(args: list[str], cwd: Path, cache_dir: Path, sweep_dir: Path) -> subprocess.CompletedProcess:
+    """`python -m benchmark -m ARGS` as a user runs a sweep, writing its jobs under ``sweep_dir``."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", "-m", f"hydra.sweep.dir={sweep_dir}", *args],
+        cwd=cwd, env=cli_env(cache_dir), capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
 @pytest.fixture
 def photo_dir(tmp_path: Path) -> Path:
     """Four small real photos (bundled Kodak, shrunk to 96 px) in a folder of their own."""
