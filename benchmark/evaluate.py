@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark.approximator import Approximator, Operator
+from benchmark.images import write_image
 from benchmark.metrics import Lpips, delta_e, psnr, ssim
 from benchmark.pairs import PairSet
 from benchmark.timing import time_callable
+
+EXAMPLE_COUNT = 2  # test images whose outputs a run keeps for the report's visual comparison
+Example = dict[str, np.ndarray]  # "input", "target", "output"
 
 
 @dataclass(frozen=True)
@@ -24,14 +31,19 @@ def evaluate(
     timing: TimingConfig,
     device: str,
     lpips: Lpips | None,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Example]]:
     """One row per test image: metrics of the model's output and of the untouched input, and the
     median time of the model's ``predict`` and of the reference operator (None for human-made
-    pairs) at full resolution."""
+    pairs) at full resolution. Also the input, target and output of the first
+    ``EXAMPLE_COUNT`` test images by name, keyed by name."""
     rows = []
+    examples: dict[str, Example] = {}
+    example_names = sorted(pair.name for pair in pairs)[:EXAMPLE_COUNT]
     model_operator = operator if model.needs_operator else None
     for pair in pairs:
         output = model.predict(pair.input, model_operator)
+        if pair.name in example_names:
+            examples[pair.name] = {"input": pair.input, "target": pair.target, "output": output}
         height, width = pair.input.shape[:2]
         model_time = time_callable(
             lambda: model.predict(pair.input, model_operator),
@@ -58,4 +70,11 @@ def evaluate(
                 "reference_time_ms_per_mp": reference_time.ms_per_megapixel(width, height) if reference_time else None,
             }
         )
-    return rows
+    return rows, examples
+
+
+def write_examples(examples: dict[str, Example], folder: Path) -> None:
+    """``<folder>/<image>_{input,target,output}.png`` as 8-bit PNGs ("/" in nested names → "__")."""
+    for name, images in examples.items():
+        for role, image in images.items():
+            write_image(folder / f"{name.replace('/', '__')}_{role}.png", image)

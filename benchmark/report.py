@@ -1,0 +1,256 @@
+"""Report over any set of runs: tables (Markdown, LaTeX, CSV), figures (PNG, PDF) and index.html.
+
+Usage: python -m benchmark.report RUN_OR_MULTIRUN_DIR [...] [speed.json ...] --out reports/NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from benchmark.data import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.report_explainer import write_explainer
+from benchmark.report_figures import write_figures
+from benchmark.report_html import write_html
+from benchmark.report_tables import (
+    QUALITY_METRICS,
+    environment_table,
+    quality_table,
+    select_table_runs,
+    sources_table,
+    speed_stages_table,
+    speed_table,
+    write_table,
+)
+
+RESULTS_NAME = "results.json"
+SPEED_NAME = "speed.json"
+RESULTS_KEYS = ("task", "model", "config", "environment", "images", "summary")
+SPEED_KEYS = ("method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms",
+              "threads", "device")
+
+
+def find_inputs(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """results.json and speed.json files under ``paths`` (files may be given directly), and run
+    folders (with ``.hydra/``) that have no results.json: interrupted or failed runs."""
+    results, speed, incomplete = [], [], []
+    for path in paths:
+        if path.is_file():
+            (results if path.name == RESULTS_NAME else speed).append(path)
+            continue
+        if not path.is_dir():
+            raise BenchmarkError(f"{path}: no such file or directory")
+        found = sorted(path.rglob(RESULTS_NAME))
+        if not found:
+            raise BenchmarkError(f"{path}: no {RESULTS_NAME} found (not a run or multirun directory)")
+        results += found
+        speed += sorted(path.rglob(SPEED_NAME))
+        incomplete += sorted(h.parent for h in path.rglob(".hydra") if not (h.parent / RESULTS_NAME).is_file())
+    return results, speed, incomplete
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BenchmarkError(f"{path}: unreadable or corrupt JSON ({error})") from None
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json, checked for the keys the report reads."""
+    results = _read_json(path)
+    if not isinstance(results, dict):
+        raise BenchmarkError(f"{path}: expected a JSON object, got {type(results).__name__}")
+    missing = [key for key in RESULTS_KEYS if key not in results]
+    missing += [f"summary.{k}" for k in QUALITY_METRICS if k not in results.get("summary", {})]
+    if missing:
+        raise BenchmarkError(f"{path}: not a complete results file (missing {', '.join(missing)})")
+    return results
+
+
+def load_speed(paths: list[Path]) -> pd.DataFrame:
+    """All speed.json rows (a JSON list of measurements each) in one frame."""
+    rows = []
+    for path in paths:
+        data = _read_json(path)
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise BenchmarkError(f"{path}: expected a JSON list of speed rows")
+        for row in data:
+            missing = [key for key in SPEED_KEYS if key not in row]
+            if missing:
+                raise BenchmarkError(f"{path}: speed row {row} lacks {', '.join(missing)}")
+        rows += [{"device_name": None, "needs_operator": None, "parameters": None, **row} for row in data]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["parameters"] = frame["parameters"].astype("Int64")  # null for the reference operator
+    return frame
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+
+
+def model_overrides(model: str, model_config: dict[str, Any]) -> dict[str, Any] | None:
+    """Keys of the run's model config that differ from ``conf/model/<model>.yaml`` (None: no such file)."""
+    path = PROJECT_ROOT / "conf" / "model" / f"{model}.yaml"
+    if not path.is_file():
+        return None
+    default = {k.rstrip("."): v for k, v in _flatten(OmegaConf.to_container(OmegaConf.load(path))).items()}
+    ran = {k.rstrip("."): v for k, v in _flatten(model_config).items()}
+    return {key: ran[key] for key in sorted(default.keys() & ran.keys()) if ran[key] != default[key]}
+
+
+def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per run (flags, config, summary means) and one row per (run, test image)."""
+    runs, images = [], []
+    for path in paths:
+        results = load_results(path)
+        model_config = results["config"].get("model", {})
+        overrides = model_overrides(results["model"], model_config) or {}
+        grid = model_config.get("grid") or {}
+        run = {
+            "run_dir": str(path.parent),
+            "task": results["task"],
+            "model": results["model"],
+            "profile": results.get("profile"),
+            "synthetic": bool(results.get("synthetic", False)),
+            "upper_bound": bool(results.get("upper_bound", False)),
+            "needs_operator": results.get("needs_operator"),
+            "parameters": results.get("parameters"),
+            "default_config": not overrides,
+            "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items()),
+            "override_keys": tuple(overrides),
+            "grid_spatial": grid.get("spatial"),
+            "grid_luma_bins": grid.get("luma_bins"),
+            "finished": path.stat().st_mtime,
+            "lpips_status": results.get("lpips_status"),
+            "environment": results["environment"],
+            **{key: results["summary"].get(key) for key in ("identity_psnr", "time_ms", "reference_time_ms")},
+            **{key: results["summary"][key] for key in QUALITY_METRICS},
+        }
+        run["label"] = run["model"] + (f" ({run['overrides']})" if run["overrides"] else "")
+        runs.append(run)
+        images += [{"run_dir": run["run_dir"], "task": run["task"], "model": run["model"], **row}
+                   for row in results["images"]]
+    frame = pd.DataFrame(runs)
+    for metric in QUALITY_METRICS:
+        frame[metric] = frame[metric].astype(float)
+    return frame, pd.DataFrame(images)
+
+
+def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path]) -> list[str]:
+    """What a reader must know before comparing the numbers."""
+    notes = []
+    if selected["upper_bound"].any():
+        bounds = ", ".join(sorted(set(selected.loc[selected["upper_bound"], "model"])))
+        notes.append(f"Upper bounds ({bounds}) fit on the full-resolution output: not speed-ups, never 'best'.")
+    if selected["synthetic"].any():
+        tasks = ", ".join(sorted(set(selected.loc[selected["synthetic"], "task"])))
+        notes.append(f"Synthetic targets (built-in stand-in looks, not human edits): {tasks}.")
+    if selected["lpips"].isna().any():
+        statuses = "; ".join(sorted(set(selected.loc[selected["lpips"].isna(), "lpips_status"].dropna())))
+        notes.append(f"LPIPS not computed for some or all runs: {statuses or 'skipped'}.")
+    for task, profiles in selected.groupby("task")["profile"].unique().items():
+        if len(profiles) > 1:
+            notes.append(f"{task}: Table 1 mixes profiles {sorted(map(str, profiles))} (different images/budgets).")
+    if incomplete:
+        reasons = [f"{folder}" + (f" ({(folder / 'error.txt').read_text().strip()})"
+                                  if (folder / "error.txt").is_file() else "") for folder in incomplete]
+        notes.append(f"{len(incomplete)} run folder(s) without results.json ignored (interrupted or failed): "
+                     + ", ".join(reasons))
+    return notes
+
+
+def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, incomplete: list[Path],
+                 folder: Path) -> None:
+    """Every table, figure and the index page into ``folder``."""
+    selected = select_table_runs(runs)
+    quality = [quality_table(selected, metric) for metric in QUALITY_METRICS]
+    speeds = [] if speed.empty else [speed_table(speed)]
+    if not speed.empty and (speed["stage"] != "total").any():
+        speeds.append(speed_stages_table(speed))
+    sources, environment = sources_table(runs, selected), environment_table(runs, speed)
+    for table in [*quality, *speeds, sources, environment]:
+        write_table(table, folder / "tables")
+    figures = write_figures(runs, images, selected, folder / "figures")
+    explainer = write_explainer(folder / "figures")
+    write_html(folder / "index.html", quality, speeds, figures, explainer, sources, environment,
+               caveats(runs, selected, incomplete))
+
+
+def write_report(paths: list[Path], out: Path, profile: str | None = None) -> None:
+    """Load and check everything first, build in a temp folder beside ``out``, then rename into
+    place: a failed report leaves no half-written output (and a previous report intact)."""
+    results_files, speed_files, incomplete = find_inputs(paths)
+    runs, images = load_runs(results_files)
+    if profile is not None:
+        runs = runs[runs["profile"] == profile]
+        if runs.empty:
+            raise BenchmarkError(f"--profile {profile}: none of the {len(results_files)} runs used it")
+        images = images[images["run_dir"].isin(runs["run_dir"])]
+    speed = load_speed(speed_files)
+    if out.exists() and not (out / "index.html").is_file():
+        raise BenchmarkError(f"--out {out}: exists and is not a previous report; not replacing it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        build_report(runs, images, speed, incomplete, staging)
+        if out.exists():
+            previous = staging.with_suffix(".old")
+            os.replace(out, previous)
+            os.replace(staging, out)
+            shutil.rmtree(previous)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.report",
+        description=(
+            "Tables, figures and a static index.html over run directories of `python -m benchmark` "
+            "(every results.json found below each one, so a Hydra multirun folder works) and any "
+            "speed.json of `python -m benchmark.speed` found there or given as a file."
+        ),
+        epilog=(
+            "Writes OUT/index.html, OUT/tables/*.{md,tex,csv} and OUT/figures/*.{png,pdf}. "
+            "Several runs of one (task, model): Table 1 uses the latest with the model's default "
+            "config, else the latest; OUT/tables/sources.csv says which run fills which cell."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="run or multirun directory, or a speed.json / results.json file")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="report folder, e.g. reports/local_laplacian (replaced if it holds a report)")
+    parser.add_argument("--profile", help="only runs of this profile (smoke, quick, paper)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        write_report(args.paths, args.out, args.profile)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {args.out / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
