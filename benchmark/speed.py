@@ -139,13 +139,14 @@ def hdrnet_stages(model: HDRNet, photo: np.ndarray, device: torch.device) -> dic
     stages = {
         "total": lambda: model.enhance(photo),
         "lowres_net": lambda: model.coefficients(model.lowres(view)),
-        "fullres_grid_sample": lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw),
     }
     if device.type == "cpu":
         hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
         stages["fullres"] = lambda: guided_slice_apply(
             photo, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
         )
+    # last: its 12-channel full-res tensor (576 MB at 12 MP) would leave the allocator cold for the others
+    stages["fullres_grid_sample"] = lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw)
     return stages
 
 

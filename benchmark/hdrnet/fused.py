@@ -67,17 +67,27 @@ def _y_cell(y: int, height: int, cells: int) -> tuple[int, int, float]:
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _row_grid(grid: np.ndarray, b: int, y: int, height: int, rowgrid: np.ndarray) -> None:
-    """``rowgrid[gx, z, k]``: grid ``b`` interpolated to row ``y``, x cells padded by one."""
-    depth, cells_y, cells_x = grid.shape[2], grid.shape[3], grid.shape[4]
-    y0, y1, wy = _y_cell(y, height, cells_y)
+def _row_grid(cells: np.ndarray, b: int, y: int, height: int, rowgrid: np.ndarray) -> None:
+    """``rowgrid[gx, z, k]``: grid ``b`` (cell-major, see ``_cell_major``) interpolated to row ``y``."""
+    y0, y1, wy = _y_cell(y, height, cells.shape[1])
     wy_t = rowgrid.dtype.type(wy)
-    for gx in range(cells_x + 1):
-        sx = min(gx, cells_x - 1)
-        for z in range(depth):
-            for k in range(N_COEFFS):
-                low, high = grid[b, k, z, y0, sx], grid[b, k, z, y1, sx]
-                rowgrid[gx, z, k] = low + wy_t * (high - low)
+    low, high, out = cells[b, y0].ravel(), cells[b, y1].ravel(), rowgrid.ravel()
+    for i in range(out.shape[0]):
+        out[i] = low[i] + wy_t * (high[i] - low[i])
+
+
+def _cell_major(grid: np.ndarray) -> np.ndarray:
+    """``(B, 12, D, Hg, Wg)`` -> ``(B, Hg, Wg + 1, D, 12)``: each row of cells contiguous, the x axis
+    padded with a copy of the last cell so "the cell to the right" always exists."""
+    cells = grid.transpose(0, 3, 4, 2, 1)
+    return np.ascontiguousarray(np.concatenate([cells, cells[:, :, -1:]], axis=2))
+
+
+def _grid_major(cells: np.ndarray) -> np.ndarray:
+    """The adjoint of ``_cell_major``: gradients of the padded cells folded back, ``(B, 12, D, Hg, Wg)``."""
+    folded = cells[:, :, :-1].copy()
+    folded[:, :, -1] += cells[:, :, -1]
+    return np.ascontiguousarray(folded.transpose(0, 4, 3, 1, 2))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -107,23 +117,25 @@ def _slice_apply_row(
         # only the luma bins within 1 of some pixel's gz have non-zero weight in this segment
         z_lo, z_hi = int(gz[lo:hi].min()), min(int(gz[lo:hi].max()) + 1, depth - 1)
         for z in range(z_lo, z_hi + 1):
-            # the 12 coefficients at the left cell (p) and the right one (q), as scalars
-            p0, p1, p2, p3, p4, p5 = rowgrid[s, z, 0], rowgrid[s, z, 1], rowgrid[s, z, 2], rowgrid[s, z, 3], rowgrid[s, z, 4], rowgrid[s, z, 5]
-            p6, p7, p8, p9, p10, p11 = rowgrid[s, z, 6], rowgrid[s, z, 7], rowgrid[s, z, 8], rowgrid[s, z, 9], rowgrid[s, z, 10], rowgrid[s, z, 11]
-            q0, q1, q2, q3, q4, q5 = rowgrid[s + 1, z, 0], rowgrid[s + 1, z, 1], rowgrid[s + 1, z, 2], rowgrid[s + 1, z, 3], rowgrid[s + 1, z, 4], rowgrid[s + 1, z, 5]
-            q6, q7, q8, q9, q10, q11 = rowgrid[s + 1, z, 6], rowgrid[s + 1, z, 7], rowgrid[s + 1, z, 8], rowgrid[s + 1, z, 9], rowgrid[s + 1, z, 10], rowgrid[s + 1, z, 11]
+            # coefficients at the left cell (p) and their change towards the right one (q): A = p + t q
+            left, right = rowgrid[s, z], rowgrid[s + 1, z]
+            p0, p1, p2, p3, p4, p5 = left[0], left[1], left[2], left[3], left[4], left[5]
+            p6, p7, p8, p9, p10, p11 = left[6], left[7], left[8], left[9], left[10], left[11]
+            q0, q1, q2, q3 = right[0] - p0, right[1] - p1, right[2] - p2, right[3] - p3
+            q4, q5, q6, q7 = right[4] - p4, right[5] - p5, right[6] - p6, right[7] - p7
+            q8, q9, q10, q11 = right[8] - p8, right[9] - p9, right[10] - p10, right[11] - p11
             d = rowgrid.dtype.type(z)
             # views: a loop from 0 has no negative-index checks, so it vectorises
             seg_gz, seg_wx, seg_r, seg_g, seg_b = gz[lo:hi], wx[lo:hi], r[lo:hi], g[lo:hi], b[lo:hi]
             seg_out_r, seg_out_g, seg_out_b = out_r[lo:hi], out_g[lo:hi], out_b[lo:hi]
             for x in range(hi - lo):
                 w = max(one - abs(seg_gz[x] - d), zero)
-                a = w * seg_wx[x]
-                w0 = w - a
+                t = seg_wx[x]
                 vr, vg, vb = seg_r[x], seg_g[x], seg_b[x]
-                seg_out_r[x] += (w0 * p0 + a * q0) * vr + (w0 * p1 + a * q1) * vg + (w0 * p2 + a * q2) * vb + (w0 * p3 + a * q3)
-                seg_out_g[x] += (w0 * p4 + a * q4) * vr + (w0 * p5 + a * q5) * vg + (w0 * p6 + a * q6) * vb + (w0 * p7 + a * q7)
-                seg_out_b[x] += (w0 * p8 + a * q8) * vr + (w0 * p9 + a * q9) * vg + (w0 * p10 + a * q10) * vb + (w0 * p11 + a * q11)
+                # (p + t q) . v = p . v + t (q . v): the apply before the x blend, 8 operations per channel
+                seg_out_r[x] += w * (p0 * vr + p1 * vg + p2 * vb + p3 + t * (q0 * vr + q1 * vg + q2 * vb + q3))
+                seg_out_g[x] += w * (p4 * vr + p5 * vg + p6 * vb + p7 + t * (q4 * vr + q5 * vg + q6 * vb + q7))
+                seg_out_b[x] += w * (p8 * vr + p9 * vg + p10 * vb + p11 + t * (q8 * vr + q9 * vg + q10 * vb + q11))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -293,38 +305,42 @@ def _pointwise_guide_backward_row(
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _guided_slice_apply_hwc(
-    image: np.ndarray, grid: np.ndarray, weights: tuple, tanh_p: np.ndarray, tanh_q: np.ndarray, clip: bool,
+    image: np.ndarray, cells: np.ndarray, weights: tuple, tanh_p: np.ndarray, tanh_q: np.ndarray, clip: bool,
     out: np.ndarray,
 ) -> None:
     height, width = image.shape[0], image.shape[1]
-    depth, cells_x = grid.shape[2], grid.shape[4]
+    cells_x, depth = cells.shape[2] - 1, cells.shape[3]
     wx, start = _x_segments(width, cells_x, image)
     zero, one = image.dtype.type(0), image.dtype.type(1)
     for y in prange(height):
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         rows = np.empty((8, width), image.dtype)  # r, g, b, guide, gz, out r, g, b
-        _row_grid(grid, 0, y, height, rowgrid)
-        for c in range(3):
-            rows[c] = image[y, :, c]
+        _row_grid(cells, 0, y, height, rowgrid)
+        r, g, b, pixels = rows[0], rows[1], rows[2], image[y]
+        for x in range(width):  # one pass over the interleaved pixels
+            r[x], g[x], b[x] = pixels[x, 0], pixels[x, 1], pixels[x, 2]
         _pointwise_guide_row(rows[0], rows[1], rows[2], weights, tanh_p, tanh_q, rows[3])
         _clamped_z(rows[3], depth, rows[4])
         _slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7])
-        for c in range(3):
-            if clip:
-                for x in range(width):
-                    out[y, x, c] = min(max(rows[5 + c, x], zero), one)
-            else:
-                out[y, :, c] = rows[5 + c]
+        out_r, out_g, out_b, target = rows[5], rows[6], rows[7], out[y]
+        if clip:
+            for x in range(width):
+                target[x, 0] = min(max(out_r[x], zero), one)
+                target[x, 1] = min(max(out_g[x], zero), one)
+                target[x, 2] = min(max(out_b[x], zero), one)
+        else:
+            for x in range(width):
+                target[x, 0], target[x, 1], target[x, 2] = out_r[x], out_g[x], out_b[x]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_nchw(
-    grid: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
+    cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
     tanh_p: np.ndarray, tanh_q: np.ndarray, out: np.ndarray,
 ) -> None:
     """Batched forward; the guide is computed here (``pointwise``) or read from ``guide``."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
-    depth, cells_x = grid.shape[2], grid.shape[4]
+    cells_x, depth = cells.shape[2] - 1, cells.shape[3]
     wx, start = _x_segments(width, cells_x, image)
     for row in prange(batch * height):
         b, y = row // height, row % height
@@ -336,22 +352,22 @@ def _slice_apply_nchw(
             _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
         else:
             guide_row[:] = guide[b, y]
-        _row_grid(grid, b, y, height, rowgrid)
+        _row_grid(cells, b, y, height, rowgrid)
         _clamped_z(guide_row, depth, gz)
         _slice_apply_row(rowgrid, start, wx, gz, r, g, bl, out[b, 0, y], out[b, 1, y], out[b, 2, y])
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_backward_nchw(
-    grid: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
+    cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
     tanh_p: np.ndarray, tanh_q: np.ndarray, grad_out: np.ndarray, blocks: int,
-    grad_grid_blocks: np.ndarray, grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
+    grad_cell_blocks: np.ndarray, grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
 ) -> None:
-    """Gradients of ``_slice_apply_nchw``. Rows are split in ``blocks``, each adding its grid (and
-    guide-weight) gradient into its own slice of ``grad_grid_blocks`` / ``grad_weight_blocks``
-    (zeroed; the caller sums them), so no two threads write the same cell."""
+    """Gradients of ``_slice_apply_nchw``. Rows are split in ``blocks``, each adding its (cell-major)
+    grid and guide-weight gradients into its own slice of ``grad_cell_blocks`` /
+    ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads write the same cell."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
-    depth, cells_y, cells_x = grid.shape[2], grid.shape[3], grid.shape[4]
+    cells_y, cells_x, depth = cells.shape[1], cells.shape[2] - 1, cells.shape[3]
     wx, start = _x_segments(width, cells_x, image)
     rows_total = batch * height
     for block in prange(blocks):
@@ -368,7 +384,7 @@ def _slice_apply_backward_nchw(
                 _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
             else:
                 guide_row[:] = guide[b, y]
-            _row_grid(grid, b, y, height, rowgrid)
+            _row_grid(cells, b, y, height, rowgrid)
             _clamped_z(guide_row, depth, gz)
             grad_rowgrid[:] = 0
             grad_guide_row[:] = 0
@@ -384,17 +400,14 @@ def _slice_apply_backward_nchw(
                 _pointwise_guide_backward_row(
                     r, g, bl, weights, guide_row, grad_guide_row, grad_weight_blocks[block], gi_r, gi_g, gi_b
                 )
-            # rowgrid = grid[y0] + wy (grid[y1] - grid[y0]); the padded last x cell folds into its source
+            # rowgrid = cells[y0] + wy (cells[y1] - cells[y0]): spread its gradient back
             y0, y1, wy = _y_cell(y, height, cells_y)
             wy_t = image.dtype.type(wy)
-            target = grad_grid_blocks[block, b]
-            for gx in range(cells_x + 1):
-                sx = min(gx, cells_x - 1)
-                for z in range(depth):
-                    for k in range(N_COEFFS):
-                        value = grad_rowgrid[gx, z, k]
-                        target[k, z, y0, sx] += value - wy_t * value
-                        target[k, z, y1, sx] += wy_t * value
+            low, high = grad_cell_blocks[block, b, y0].ravel(), grad_cell_blocks[block, b, y1].ravel()
+            flat = grad_rowgrid.ravel()
+            for i in range(flat.shape[0]):
+                low[i] += flat[i] - wy_t * flat[i]
+                high[i] += wy_t * flat[i]
 
 
 def _threads() -> None:
@@ -408,12 +421,13 @@ def _tanh_coefficients(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
 
 def guided_slice_apply(
     image: np.ndarray, grid: np.ndarray, hidden_weight: np.ndarray, hidden_bias: np.ndarray,
-    out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True,
+    out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True, out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Inference, fully fused: ``image (H, W, 3)`` float32 + one ``(1, 12, D, Hg, Wg)`` grid -> ``(H, W, 3)``.
 
     The guide is the pointwise 3-16-1 network (weights ``(16, 3)``, ``(16,)``, ``(1, 16)``, ``(1,)``);
-    ``clip`` clamps the output to [0, 1] as the harness's predict does.
+    ``clip`` clamps the output to [0, 1] as the harness's predict does; ``out`` (same shape and
+    dtype as ``image``) is written instead of a new array (a video pipeline reuses its buffers).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.float32:
         raise ValueError(f"image must be float32 (H, W, 3), got {image.dtype} {image.shape}")
@@ -423,10 +437,13 @@ def guided_slice_apply(
         raise ValueError(f"the fused guide is 3-{GUIDE_HIDDEN}-1; hidden weights have shape {hidden_weight.shape}")
     _threads()
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
-    out = np.empty_like(image)
+    if out is None:
+        out = np.empty_like(image)
+    elif out.shape != image.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {image.shape}")
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))
     _guided_slice_apply_hwc(
-        image, np.ascontiguousarray(grid, np.float32), weights, *_tanh_coefficients(np.float32), clip, out
+        image, _cell_major(np.asarray(grid, np.float32)), weights, *_tanh_coefficients(np.float32), clip, out
     )
     return out
 
@@ -446,7 +463,7 @@ def _kernel_args(
     else:
         unused = np.zeros(GUIDE_HIDDEN, dtype)
         guide_args = (array(guide), False, (np.zeros((GUIDE_HIDDEN, 3), dtype), unused, unused, unused[:1]))
-    return (array(grid), image_array, *guide_args, *_tanh_coefficients(dtype))
+    return (_cell_major(array(grid)), image_array, *guide_args, *_tanh_coefficients(dtype))
 
 
 class _FusedFullRes(torch.autograd.Function):
@@ -472,14 +489,14 @@ class _FusedFullRes(torch.autograd.Function):
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
         blocks = min(numba.get_num_threads() * _BLOCKS_PER_THREAD, batch * height)
         dtype = args[1].dtype
-        grad_grid = np.zeros((blocks, *grid.shape), dtype)
+        grad_cells = np.zeros((blocks, *args[0].shape), dtype)
         grad_weights = np.zeros((blocks, 5 * GUIDE_HIDDEN + 1), dtype)
         grad_guide = np.empty((batch, height, width), dtype)
         grad_image = np.empty(image.shape, dtype)
         _slice_apply_backward_nchw(
-            *args, grad_out.contiguous().numpy(), blocks, grad_grid, grad_weights, grad_guide, grad_image
+            *args, grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image
         )
-        grad_grid_sum = torch.from_numpy(grad_grid.sum(axis=0))
+        grad_grid_sum = torch.from_numpy(_grid_major(grad_cells.sum(axis=0)))
         if ctx.has_guide:
             return grad_grid_sum, torch.from_numpy(grad_image), torch.from_numpy(grad_guide), None, None, None, None
         n = GUIDE_HIDDEN
