@@ -285,6 +285,7 @@ class DeepGuidedFilter(nn.Module):
 
 class DeepGuidedFilterApproximator(NetworkApproximator):
     def __init__(
-        self, name: str, lowres_size: int, radius: int, eps: float, width: int, depth: int, guide_hidden: int
+        self, name: str, lowres_size: int, radius: int, eps: float, width: int, depth: int, guide_hidden: int,
+        checkpoint: str | None = None,
     ) -> None:
-        super().__init__(name, DeepGuidedFilter(lowres_size, radius, eps, width, depth, guide_hidden))
+        super().__init__(name, DeepGuidedFilter(lowres_size, radius, eps, width, depth, guide_hidden), checkpoint)

@@ -207,6 +207,7 @@ class ImageAdaptiveLUT(nn.Module):
 
 class LUT3DApproximator(NetworkApproximator):
     def __init__(
-        self, name: str, n_luts: int, lut_size: int, lambda_smooth: float, lambda_monotone: float, dropout: float
+        self, name: str, n_luts: int, lut_size: int, lambda_smooth: float, lambda_monotone: float, dropout: float,
+        checkpoint: str | None = None,
     ) -> None:
-        super().__init__(name, ImageAdaptiveLUT(n_luts, lut_size, lambda_smooth, lambda_monotone, dropout))
+        super().__init__(name, ImageAdaptiveLUT(n_luts, lut_size, lambda_smooth, lambda_monotone, dropout), checkpoint)

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from benchmark import apply, checkpoints
 from benchmark.__main__ import run
 from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.images import read_image, resize, write_image
+from benchmark.tasks import instantiate
 from tests.conftest import compose_config, run_cli
 
 CPU = torch.device("cpu")
@@ -171,3 +173,24 @@ def test_cli_help_and_an_error_as_a_user_sees_them(tmp_path, capsys):
 def test_settings_that_leave_the_weights_alone_may_differ_from_the_checkpoint(trained):
     cfg = compose_config(["profile=smoke", f"model.checkpoint={trained / 'model.pt'}", "model.fullres=grid_sample"])
     checkpoints.check_model_config(cfg.model)  # no error: the full-res kernel is how, not what
+
+
+@pytest.mark.parametrize("model_name", ["deep_guided_filter", "lut3d"])
+def test_learned_peers_load_their_model_file(tmp_path: Path, model_name: str) -> None:
+    """model.checkpoint= works for every learned model, not only HDRNet: the weights load bit-exactly."""
+    config = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / f"{model_name}.yaml")
+    torch.manual_seed(0)
+    trained = instantiate(config, "model")
+    with torch.no_grad():
+        for parameter in trained.network.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    results = {
+        "config": {"model": OmegaConf.to_container(config), "seed": 0}, "task": "local_laplacian",
+        "profile": "smoke", "training": {"steps": 1}, "summary": {"psnr": 30.0}, "environment": {"git_revision": "x"},
+    }
+    checkpoints.write_model(tmp_path / "model.pt", trained.network, results)
+    config.checkpoint = str(tmp_path / "model.pt")
+    loaded = instantiate(config, "model")
+    for (name, ours), theirs in zip(loaded.network.state_dict().items(), trained.network.state_dict().values()):
+        assert torch.equal(ours, theirs), name
+    assert loaded.loaded is not None and loaded.loaded["loaded_from"] == str(tmp_path / "model.pt")
