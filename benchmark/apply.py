@@ -21,7 +21,7 @@ from benchmark.__main__ import resolve_device
 from benchmark.approximator import NetworkApproximator
 from benchmark.checkpoints import MODEL_FILE, export, read_model, shipped_path
 from benchmark.data import PROJECT_ROOT
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ArgumentParser, BenchmarkError
 from benchmark.images import IMAGE_EXTENSIONS, read_image, write_image
 from benchmark.tasks import instantiate
 
@@ -29,13 +29,8 @@ SIXTEEN_BIT_EXTENSIONS = (".tif", ".tiff")  # jpg and png outputs are 8 bit
 MODELS_DIR = PROJECT_ROOT / "conf" / "model"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one 'error:' line and exit 2, like every other bad input
-        raise BenchmarkError(f"{message} (see --help)")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m benchmark.apply",
         description="Run a trained model (HDRNet by default) on a photo at full resolution and write the "
         "result; or copy a finished run's model.pt to where --task finds it.",

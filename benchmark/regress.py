@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ArgumentParser, BenchmarkError
 from benchmark.results import write_json_atomic
 
 DEFAULT_TOLERANCES: dict[str, float | None] = {
@@ -193,13 +193,8 @@ def _tolerance(minimum: float, allow_none: bool = False) -> Callable[[str], floa
     return parse
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one 'error:' line and exit 2, like every other bad input
-        raise BenchmarkError(f"{message} (see --help)")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m benchmark.regress",
         description="Compare runs (run or multirun directories) with a baseline: mean PSNR, SSIM and the "
         "model/reference time ratio per (task, model). Exit 0: no regression; 1: a regression or a "

@@ -10,7 +10,6 @@ pointwise guide's 65 weights travel in the file's metadata (``hdrnet_guide``), s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from benchmark.apply import load_model
 from benchmark.checkpoints import resolve
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ArgumentParser, BenchmarkError
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet, PointwiseGuide
 
@@ -83,13 +82,13 @@ class OnnxHDRNet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.hdrnet.export", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m benchmark.hdrnet.export", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", help="a shipped checkpoint: checkpoints/hdrnet/<task>.pt")
     source.add_argument("--checkpoint", type=Path, help="a run's model.pt")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         path = resolve(args.task, "hdrnet") if args.task else args.checkpoint
         model, _ = load_model(path, torch.device("cpu"))
         if not isinstance(model.network, HDRNet):
