@@ -50,11 +50,11 @@ def find_inputs(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
             continue
         if not path.is_dir():
             raise BenchmarkError(f"{path}: no such file or directory")
-        found = sorted(path.rglob(RESULTS_NAME))
-        if not found:
-            raise BenchmarkError(f"{path}: no {RESULTS_NAME} found (not a run or multirun directory)")
+        found, found_speed = sorted(path.rglob(RESULTS_NAME)), sorted(path.rglob(SPEED_NAME))
+        if not found and not found_speed:
+            raise BenchmarkError(f"{path}: no {RESULTS_NAME} or {SPEED_NAME} found (not a run, multirun or speed directory)")
         results += found
-        speed += sorted(path.rglob(SPEED_NAME))
+        speed += found_speed
         incomplete += sorted(h.parent for h in path.rglob(".hydra") if not (h.parent / RESULTS_NAME).is_file())
     return results, speed, incomplete
 
@@ -85,11 +85,12 @@ def load_speed(paths: list[Path]) -> pd.DataFrame:
         data = _read_json(path)
         if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
             raise BenchmarkError(f"{path}: expected a JSON list of speed rows")
-        for row in data:
+        timings = [row for row in data if row.get("stage") != "peak_memory"]  # memory rows hold bytes, not times
+        for row in timings:
             missing = [key for key in SPEED_KEYS if key not in row]
             if missing:
                 raise BenchmarkError(f"{path}: speed row {row} lacks {', '.join(missing)}")
-        rows += [{"device_name": None, "needs_operator": None, "parameters": None, **row} for row in data]
+        rows += [{"device_name": None, "needs_operator": None, "parameters": None, **row} for row in timings]
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["parameters"] = frame["parameters"].astype("Int64")  # null for the reference operator

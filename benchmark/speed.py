@@ -18,6 +18,7 @@ bandwidth of this machine: no full-resolution stage can be faster.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -189,11 +190,24 @@ def peak_memory(width: int, height: int) -> dict[str, int]:
     return json.loads(result.stdout)
 
 
-def _row(method: str, stage: str, width: int, height: int, timing: Timing, **extra: Any) -> dict[str, Any]:
+def device_name(device: str) -> str:
+    """The CPU model (from /proc/cpuinfo) or the GPU's name."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    except OSError:  # not Linux
+        names = []
+    return f"{names[0]} ({len(names)} cores)" if names else platform.processor() or "cpu"
+
+
+def _row(method: str, stage: str, width: int, height: int, timing: Timing, task: str, **extra: Any) -> dict[str, Any]:
     return {
-        "method": method, "stage": stage, "width": width, "height": height,
+        "method": method, "stage": stage, "task": task, "width": width, "height": height,
         "megapixels": round(width * height / 1e6, 4), "median_ms": timing.median_ms, "p10_ms": timing.p10_ms,
         "p90_ms": timing.p90_ms, "threads": timing.threads, "device": timing.device.split(":")[0],
+        "device_name": device_name(timing.device),
         "runs": timing.runs, **extra,
     }
 
@@ -213,10 +227,10 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
         photo = test_photo(width, height)
         print(f"{width}x{height}", flush=True)
         if operator is not None:
-            rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), task=cfg.task))
+            rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), cfg.task))
         bound_ms = 2 * photo.nbytes / bandwidth * 1e3
         rows.append({**_row("bound", "fullres_bandwidth", width, height, Timing(bound_ms, bound_ms, bound_ms,
-                     bound_ms, 1, 0, numba.get_num_threads(), "cpu")), "gb_per_s": bandwidth / 1e9})
+                     bound_ms, 1, 0, numba.get_num_threads(), "cpu"), cfg.task), "gb_per_s": bandwidth / 1e9})
         for name, model in models.items():
             extra = {"task": cfg.task, "needs_operator": model.needs_operator, "parameters": model.parameter_count()}
             if model.needs_operator and operator is None:
@@ -236,10 +250,10 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     if "hdrnet" in models:
         size = cfg.train_crop
         for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):
-            rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), batch=cfg.train_batch))
+            rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), cfg.task, batch=cfg.train_batch))
         width, height = parse_size(cfg.memory_size)
         memory = peak_memory(width, height)
-        rows.append({"method": "hdrnet", "stage": "peak_memory", "width": width, "height": height,
+        rows.append({"method": "hdrnet", "stage": "peak_memory", "task": cfg.task, "width": width, "height": height,
                      "megapixels": round(width * height / 1e6, 4), "device": "cpu", **memory})
     return rows
 

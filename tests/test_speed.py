@@ -1,0 +1,45 @@
+"""python -m benchmark.speed at tiny sizes: every row it promises, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmark.data import PROJECT_ROOT
+from benchmark.speed import main, parse_size
+
+ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
+
+
+def test_speed_json_has_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "speed"
+    code = main(["model=[hdrnet,bicubic]", "sizes=[96x64,128x96]", "repeats=3", "warmup=1", "train_crop=64",
+                 "train_batch=2", "memory_size=64x64", f"out={out}"])
+    assert code == 0
+    rows = json.loads((out / "speed.json").read_text())
+    timed = [row for row in rows if row["stage"] != "peak_memory"]
+    assert all(ROW_KEYS <= row.keys() for row in timed)
+    stages = {(row["method"], row["stage"]) for row in rows}
+    for expected in [("reference", "total"), ("bicubic", "total"), ("bound", "fullres_bandwidth"),
+                     ("hdrnet", "total"), ("hdrnet", "lowres_net"), ("hdrnet", "fullres"),
+                     ("hdrnet", "fullres_grid_sample"), ("hdrnet", "train_step"),
+                     ("hdrnet", "train_step_grid_sample"), ("hdrnet", "peak_memory")]:
+        assert expected in stages
+    for row in timed:
+        assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["threads"] >= 1
+    sizes = {(row["width"], row["height"]) for row in timed if row["method"] == "reference"}
+    assert sizes == {(96, 64), (128, 96)}
+    memory = next(row for row in rows if row["stage"] == "peak_memory")
+    assert memory["image_bytes"] == 64 * 64 * 3 * 4 and memory["peak_bytes"] > 0
+    assert (out / "speed.png").is_file() and (out / "speed.pdf").is_file() and (out / "speed.csv").is_file()
+
+
+def test_sizes_by_name_and_bad_settings() -> None:
+    assert parse_size("1080p") == (1920, 1080) and parse_size("640x480") == (640, 480)
+    for argv, message in [(["sizes=[huge]"], "sizes"), (["model=nonsense"], "model"), (["colour=1"], "colour")]:
+        result = subprocess.run([sys.executable, "-m", "benchmark.speed", *argv], capture_output=True, text=True,
+                                cwd=PROJECT_ROOT)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error:") and message in result.stderr and "Traceback" not in result.stderr
