@@ -179,7 +179,7 @@ def test_folder_without_results_is_one_error_line_and_writes_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmark.report", str(tmp_path / "empty"), "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 2
-    expected = f"error: {tmp_path / 'empty'}: no results.json found (not a run or multirun directory)"
+    expected = f"error: {tmp_path / 'empty'}: no results.json or speed.json found (not a run, multirun or speed directory)"
     assert done.stderr.strip().splitlines() == [expected]
     assert not (tmp_path / "reports").exists()
 
