@@ -7,7 +7,8 @@ Usage: python -m benchmark.speed [model=all|NAME|[A,B]] [task=local_laplacian]
 Writes ``speed.json`` (a list of rows: method, stage, width, height, megapixels, median_ms, p10_ms,
 p90_ms, threads, device, ...), ``speed.csv``, ``speed.png``/``.pdf`` (time against megapixels,
 log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRNet's stages:
-``lowres_net`` (downsample + coefficient network), ``fullres`` (the fused guide + slice + apply
+``downsample`` (the antialiased squeeze to 256x256), ``lowres_net`` (the coefficient network),
+``fullres`` (the fused guide + slice + apply
 kernel), ``fullres_grid_sample`` (the same stage as every PyTorch port does it: 1x1-conv guide,
 ``grid_sample``, apply), ``total`` (photo in, photo out); ``train_step`` / ``train_step_grid_sample``
 time one Adam step (forward + backward) at batch 4 of 512x512 crops. The ``bound`` row
@@ -136,10 +137,12 @@ def hdrnet_stages(model: HDRNet, photo: np.ndarray, device: torch.device) -> dic
     """Each HDRNet stage as a no-argument callable on ``device``."""
     nchw = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
     view = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).to(device)
-    grid = model.coefficients(model.lowres(view))
+    lowres = model.lowres(view)
+    grid = model.coefficients(lowres)
     stages = {
         "total": lambda: model.enhance(photo),
-        "lowres_net": lambda: model.coefficients(model.lowres(view)),
+        "downsample": lambda: model.lowres(view),  # reads every pixel: grows with the photo
+        "lowres_net": lambda: model.coefficients(lowres),  # a 256x256 input whatever the photo
     }
     if device.type == "cpu":
         hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
@@ -300,10 +303,12 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         if total is not None and reference is not None:
             line += f"; HDRNet {total:.2f} ms end to end, {reference / total:.1f}x faster than the reference ({reference:.1f} ms)"
         lines.append(line)
-    full = frame[(frame["method"] == "hdrnet") & (frame["stage"] == "fullres")]
-    if len(full) >= 2:
-        slope = np.polyfit(full["megapixels"], full["median_ms"], 1)[0]
-        lines.append(f"full-res stage: {slope:.2f} ms per megapixel (linear fit over {len(full)} sizes)")
+    for stage in ("fullres", "downsample", "lowres_net"):
+        part = frame[(frame["method"] == "hdrnet") & (frame["stage"] == stage)]
+        if len(part) >= 2:
+            slope, intercept = np.polyfit(part["megapixels"], part["median_ms"], 1)
+            lines.append(f"hdrnet {stage}: {intercept:.2f} ms + {slope:.2f} ms per megapixel (least squares over "
+                         f"{len(part)} sizes; measured {part['median_ms'].min():.2f}-{part['median_ms'].max():.2f} ms)")
     steps = frame[frame["stage"].str.startswith("train_step")].set_index("stage")["median_ms"]
     if {"train_step", "train_step_grid_sample"} <= set(steps.index):
         lines.append(f"training step: fused {steps['train_step']:.0f} ms, grid_sample "
