@@ -169,94 +169,82 @@ def train_network(
     finds the same checkpoint in training elsewhere waits, then resumes from (reuses) it.
     """
     with checkpoint_lock(checkpoint_path):
-        return _train_locked(model, train_pairs, monitor_pairs, cfg, checkpoint_path, device, seed)
+        torch.manual_seed(seed)
+        sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed)
+        model.to(device)
+        # Adam as in the paper (§4); a small L2 weight decay.
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = _scheduler(optimizer, cfg)
+        state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "curve": [], "losses": []}
+        if checkpoint_path.exists():
+            saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            sampler.generator.set_state(saved["sampler_rng"].cpu())
+            state = saved["progress"]
+            print(f"Resuming from {checkpoint_path} at step {state['step']}/{cfg.steps}", flush=True)
+        else:
+            state["loss_before"] = full_loss(model, train_pairs, device)
+            state["curve"].append({"step": 0, "train_seconds": 0.0, "test_psnr": mean_psnr(model, monitor_pairs, device)})
 
+        sampler_rng = sampler.generator.get_state()  # as of the last completed step
 
-def _train_locked(
-    model: torch.nn.Module,
-    train_pairs: PairSet,
-    monitor_pairs: PairSet,
-    cfg: TrainConfig,
-    checkpoint_path: Path,
-    device: torch.device,
-    seed: int,
-) -> dict[str, Any]:
-    torch.manual_seed(seed)
-    sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed)
-    model.to(device)
-    # Adam as in the paper (§4); a small L2 weight decay.
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = _scheduler(optimizer, cfg)
-    state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "curve": [], "losses": []}
-    if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        sampler.generator.set_state(saved["sampler_rng"].cpu())
-        state = saved["progress"]
-        print(f"Resuming from {checkpoint_path} at step {state['step']}/{cfg.steps}", flush=True)
-    else:
-        state["loss_before"] = full_loss(model, train_pairs, device)
-        state["curve"].append({"step": 0, "train_seconds": 0.0, "test_psnr": mean_psnr(model, monitor_pairs, device)})
+        def save() -> None:
+            _save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "sampler_rng": sampler_rng,
+                    "progress": state,
+                },
+                checkpoint_path,
+            )
 
-    sampler_rng = sampler.generator.get_state()  # as of the last completed step
-
-    def save() -> None:
-        _save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampler_rng": sampler_rng,
-                "progress": state,
-            },
-            checkpoint_path,
-        )
-
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
-    try:
-        while state["step"] < cfg.steps:
-            started = time.perf_counter()
-            inputs, targets = (t.to(device) for t in sampler.sample())
-            loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (HDRNet §3.5)
-            if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
-                loss = loss + model.regularization()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            state["step"] += 1
-            state["train_seconds"] += time.perf_counter() - started
-            state["losses"].append(loss.item())
-            sampler_rng = sampler.generator.get_state()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.5f}", refresh=False)
-            step = state["step"]
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                test_psnr = mean_psnr(model, monitor_pairs, device)
-                state["curve"].append({"step": step, "train_seconds": state["train_seconds"], "test_psnr": test_psnr})
-                bar.write(f"step {step}: {state['train_seconds']:.0f} s of training, held-out PSNR {test_psnr:.2f} dB")
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save()
-    except KeyboardInterrupt:
-        save()
+        model.train()
+        bar = tqdm(total=cfg.steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
+        try:
+            while state["step"] < cfg.steps:
+                started = time.perf_counter()
+                inputs, targets = (t.to(device) for t in sampler.sample())
+                loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (HDRNet §3.5)
+                if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
+                    loss = loss + model.regularization()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                state["step"] += 1
+                state["train_seconds"] += time.perf_counter() - started
+                state["losses"].append(loss.item())
+                sampler_rng = sampler.generator.get_state()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.5f}", refresh=False)
+                step = state["step"]
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    test_psnr = mean_psnr(model, monitor_pairs, device)
+                    state["curve"].append({"step": step, "train_seconds": state["train_seconds"], "test_psnr": test_psnr})
+                    bar.write(f"step {step}: {state['train_seconds']:.0f} s of training, held-out PSNR {test_psnr:.2f} dB")
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    save()
+        except KeyboardInterrupt:
+            save()
+            bar.close()
+            raise BenchmarkError(
+                f"interrupted at step {state['step']}/{cfg.steps}; checkpoint saved to {checkpoint_path}: "
+                "run the same command again to resume"
+            ) from None
         bar.close()
-        raise BenchmarkError(
-            f"interrupted at step {state['step']}/{cfg.steps}; checkpoint saved to {checkpoint_path}: "
-            "run the same command again to resume"
-        ) from None
-    bar.close()
-    model.eval()
-    if "loss_after" not in state:
-        state["loss_after"] = full_loss(model, train_pairs, device)
-        save()
-    return {
-        "steps": state["step"],
-        "train_seconds": state["train_seconds"],
-        "loss_before": state["loss_before"],
-        "loss_after": state["loss_after"],
-        "checkpoint": str(checkpoint_path),
-        "curve": state["curve"],
-    }
+        model.eval()
+        if "loss_after" not in state:
+            state["loss_after"] = full_loss(model, train_pairs, device)
+            save()
+        return {
+            "steps": state["step"],
+            "train_seconds": state["train_seconds"],
+            "loss_before": state["loss_before"],
+            "loss_after": state["loss_after"],
+            "checkpoint": str(checkpoint_path),
+            "curve": state["curve"],
+        }
