@@ -14,7 +14,8 @@ Loop layout, chosen so every inner loop runs along x with SIMD and no gathers:
 - the z (luma) interpolation is written as a sum over all D bins with tent weights
   max(1 - |gz - d|, 0) (two are non-zero): D x 24 multiply-adds per pixel, but vectorised.
 Rows run in parallel (numba threads = torch's thread count). The backward pass walks the same way
-and accumulates the grid gradient per block of rows in private buffers, summed at the end.
+and accumulates the grid gradient per block of rows in private buffers, summed at the end in a fixed
+order, so results do not depend on the thread count or on which thread ran which block.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ numba.config.THREADING_LAYER = "workqueue"
 
 N_COEFFS = 12
 GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
-_BLOCKS_PER_THREAD = 4  # backward: row blocks, each with a private grid-gradient buffer
+# backward: rows are split in this many blocks, each with a private grid-gradient buffer, summed in a
+# fixed order: a fixed split (not one per thread) makes the gradients the same for any thread count
+_BACKWARD_BLOCKS = 16
 # tanh(x) = p(x) / q(x) on [-7.905, 7.905], |error| < 4e-7 in float32 (Eigen's fast float tanh):
 # numba has no vectorised exp, so the guide's sigmoid(s) = (1 + tanh(s / 2)) / 2 uses this.
 _TANH_CLAMP = 7.90531110763549805
@@ -90,13 +93,23 @@ def _grid_major(cells: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(folded.transpose(0, 4, 3, 1, 2))
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
+# The one place a float becomes an index: compiled without fastmath's no-NaN/no-inf assumptions, so
+# the comparisons below hold for NaN and infinity too and no guide value can index out of the grid.
+_FINITE_SAFE_MATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@numba.njit(cache=True, fastmath=_FINITE_SAFE_MATH, error_model="numpy")
 def _clamped_z(guide: np.ndarray, depth: int, gz: np.ndarray) -> None:
-    """gz = guide * D - 0.5 clamped to [0, D - 1]."""
+    """gz = guide * D - 0.5 clamped to [0, D - 1]; a NaN guide gives 0 (the gradient through it is 0)."""
     top = gz.dtype.type(depth - 1)
     scale, half, zero = gz.dtype.type(depth), gz.dtype.type(0.5), gz.dtype.type(0)
     for x in range(guide.shape[0]):
-        gz[x] = min(max(guide[x] * scale - half, zero), top)
+        z = guide[x] * scale - half
+        if not z > zero:  # also NaN
+            z = zero
+        elif z > top:  # also +inf
+            z = top
+        gz[x] = z
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -259,7 +272,7 @@ def _slice_apply_backward_row(
             right[11] += m11
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=_FINITE_SAFE_MATH, error_model="numpy")
 def _guide_gradient_row(guide: np.ndarray, grad_gz: np.ndarray, depth: int, grad_guide: np.ndarray) -> None:
     """d gz / d guide = D where guide * D - 0.5 is inside the grid, 0 where it was clamped."""
     zero, half, scale = guide.dtype.type(0), guide.dtype.type(0.5), guide.dtype.type(depth)
@@ -487,7 +500,7 @@ class _FusedFullRes(torch.autograd.Function):
         args = _kernel_args(grid, image, guide, weights)
         _threads()
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
-        blocks = min(numba.get_num_threads() * _BLOCKS_PER_THREAD, batch * height)
+        blocks = min(_BACKWARD_BLOCKS, batch * height)
         dtype = args[1].dtype
         grad_cells = np.zeros((blocks, *args[0].shape), dtype)
         grad_weights = np.zeros((blocks, 5 * GUIDE_HIDDEN + 1), dtype)
