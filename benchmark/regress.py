@@ -3,11 +3,14 @@
 Usage:
   python -m benchmark.regress --baseline reports/baselines/NAME.json RUN_OR_MULTIRUN_DIR...
   python -m benchmark.regress --write-baseline reports/baselines/NAME.json RUN_OR_MULTIRUN_DIR...
-      [--psnr-tolerance DB] [--ssim-tolerance X] [--speed-tolerance FACTOR|none]
+      [--sigmas K] [--psnr-floor DB] [--ssim-floor X] [--speed-tolerance FACTOR|none]
 
-Quality is the mean test PSNR and SSIM of results.json. Speed is the median over test images of
-``time_ms / reference_time_ms``: the model's time over the reference operator's, both measured in
-the same run, a ratio that moves less between machines and loads than milliseconds do (tasks
+A baseline holds, per (task, model), the mean test PSNR and SSIM over several training seeds on
+the same test photos, their spread, and a tolerance derived from it: max(K x standard deviation,
+floor), recorded with how it was derived. A run fails a check when it falls below the mean by more
+than the tolerance, or when its value is not a finite number. Speed is the median over test images
+of ``time_ms / reference_time_ms``: the model's time over the reference operator's, both measured
+in the same run, a ratio that moves less between machines and loads than milliseconds do (tasks
 without an operator have none and are not speed-checked). Exit codes: 0 no regression; 1 a
 regression, or a (task, model) of the baseline missing from the runs; 2 bad input.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -28,19 +32,23 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.results import write_json_atomic
+from benchmark.files import write_json_atomic
 
-DEFAULT_TOLERANCES: dict[str, float | None] = {
-    # Seeded runs repeat to 1e-9 dB on one machine: any drop is a change. 0.1 dB is below what
-    # anyone sees, and above the float noise of another CPU or thread count (~1e-3 dB measured).
-    "psnr_drop_db": 0.1,
-    "ssim_drop": 0.002,  # roughly what 0.1 dB of PSNR costs at SSIM 0.9
+QUALITY = (("psnr", "dB", 3), ("ssim", "", 4))  # (metric, unit, digits): higher is better
+# Tolerance of a quality metric = max(SIGMAS x its spread over the baseline's seeds, its floor). The
+# floors sit above the float noise of another CPU or thread count (<= 0.01 dB measured for the
+# upsamplers) and far below a real loss (one training step instead of thousands: several dB).
+DEFAULT_RULE: dict[str, Any] = {
+    "sigmas": 3.0,
+    "floors": {"psnr": 0.05, "ssim": 0.001},
     # Timings of the same code vary by 20-30% with load, turbo and cache state; a real slow-down
     # (a lost fused kernel, an extra full-resolution pass) is 2x or more. None: not checked.
     "time_ratio_growth": 1.5,
 }
+FORMAT = 2
 # Must agree between a run and the baseline entry it is compared with, or the numbers mean nothing.
-COMPARABLE_KEYS = ("profile", "seed", "test_images")
+# The seed need not: an entry's tolerance covers the spread over training seeds.
+COMPARABLE_KEYS = ("profile", "test_images")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BenchmarkError(f"{path}: not {what} (a JSON object expected)")
     return data
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def read_run(results_path: Path) -> Run:
@@ -82,41 +94,81 @@ def read_run(results_path: Path) -> Run:
         raise BenchmarkError(f"{results_path}: not a results.json of this harness (no {error})") from None
 
 
-def collect_runs(paths: list[Path]) -> dict[tuple[str, str], Run]:
-    """Every finished run (a results.json) in or below ``paths``, one per (task, model)."""
+def collect_runs(paths: list[Path]) -> dict[tuple[str, str], list[Run]]:
+    """Every finished run (a results.json) in or below ``paths``, grouped by (task, model)."""
     found: dict[Path, None] = {}
     for path in paths:
         results = [path / "results.json"] if (path / "results.json").is_file() else sorted(path.rglob("results.json"))
         if not results:
             raise BenchmarkError(f"{path}: no results.json here or below (expected a run or multirun directory)")
         found.update((result.resolve(), None) for result in results)
-    runs: dict[tuple[str, str], Run] = {}
+    runs: dict[tuple[str, str], list[Run]] = {}
     for results_path in found:
         run = read_run(results_path)
-        key = (run.entry["task"], run.entry["model"])
-        if key in runs:
-            raise BenchmarkError(
-                f"two runs of task={key[0]} model={key[1]}: {runs[key].run_dir} and {run.run_dir}; pass one of them"
-            )
-        runs[key] = run
+        runs.setdefault((run.entry["task"], run.entry["model"]), []).append(run)
     return runs
 
 
-def write_baseline(
-    path: Path, runs: dict[tuple[str, str], Run], tolerances: dict[str, float | None], command: str
-) -> None:
-    """The baseline file: tolerances, provenance and one entry per (task, model)."""
-    first = next(iter(runs.values()))
+def one_run_each(runs: dict[tuple[str, str], list[Run]]) -> dict[tuple[str, str], Run]:
+    """For a comparison: exactly one run per (task, model)."""
+    for (task, model), group in sorted(runs.items()):
+        if len(group) > 1:
+            raise BenchmarkError(
+                f"{len(group)} runs of task={task} model={model} ({group[0].run_dir}, {group[1].run_dir}, ...); "
+                "pass one of them"
+            )
+    return {key: group[0] for key, group in runs.items()}
+
+
+def _statistic(metric: str, values: list[float], rule: dict[str, Any]) -> dict[str, Any]:
+    """Mean, spread and the tolerance derived from them, with how it was derived."""
+    spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    floor = rule["floors"][metric]
+    tolerance = max(rule["sigmas"] * spread, floor)
+    how = (f"max({rule['sigmas']:g} x std {spread:.4g} over {len(values)} seeds, floor {floor:g})"
+           if len(values) > 1 else f"floor {floor:g} (one seed: no spread measured)")
+    return {"mean": float(np.mean(values)), "std": spread, "values": values, "tolerance": tolerance, "derived": how}
+
+
+def baseline_entry(group: list[Run], rule: dict[str, Any]) -> dict[str, Any]:
+    """One (task, model) of a baseline from its runs over several seeds (same data, same profile)."""
+    first = group[0].entry
+    seeds = [run.entry["seed"] for run in group]
+    if len(set(seeds)) < len(seeds):
+        raise BenchmarkError(f"task={first['task']} model={first['model']}: two runs with one seed "
+                             f"({', '.join(str(run.run_dir) for run in group)}); one run per seed")
+    for run in group:
+        for key in COMPARABLE_KEYS:
+            if run.entry[key] != first[key]:
+                raise BenchmarkError(f"{run.run_dir}: {key} differs from {group[0].run_dir}; the seeds of a "
+                                     "baseline share data and profile (fix data.split_seed)")
+        for metric, _, _ in QUALITY:
+            if not _finite(run.entry[metric]):
+                raise BenchmarkError(f"{run.run_dir}: {metric}={run.entry[metric]}; "
+                                     "a baseline is written from finite results only")
+    ratios = [run.entry["time_ratio"] for run in group]
+    entry = {key: first[key] for key in ("task", "model", "profile", "test_images")}
+    entry["seeds"] = sorted(seeds)
+    for metric, _, _ in QUALITY:
+        entry[metric] = _statistic(metric, [run.entry[metric] for run in group], rule)
+    entry["time_ratio"] = float(np.median(ratios)) if all(r is not None for r in ratios) else None
+    entry["git_revisions"] = sorted({run.entry["git_revision"] for run in group})
+    return entry
+
+
+def write_baseline(path: Path, runs: dict[tuple[str, str], list[Run]], rule: dict[str, Any], command: str) -> None:
+    """The baseline file: the tolerance rule, provenance and one entry per (task, model)."""
+    first = next(iter(runs.values()))[0]
+    entries = [baseline_entry(runs[key], rule) for key in sorted(runs)]
     write_json_atomic(
         {
+            "format": FORMAT,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
-            "tolerances": tolerances,
-            "profiles": sorted({run.entry["profile"] for run in runs.values()}),
-            "seeds": sorted({run.entry["seed"] for run in runs.values()}),
-            "git_revisions": sorted({run.entry["git_revision"] for run in runs.values()}),
+            "tolerance_rule": rule,
+            "git_revisions": sorted({rev for entry in entries for rev in entry["git_revisions"]}),
             "environment": {k: v for k, v in first.environment.items() if k != "git_revision"},
-            "entries": [runs[key].entry for key in sorted(runs)],
+            "entries": entries,
         },
         path,
     )
@@ -124,11 +176,13 @@ def write_baseline(
 
 def read_baseline(path: Path) -> dict[str, Any]:
     baseline = _read_json(path, "a baseline")
-    if not isinstance(baseline.get("entries"), list) or not isinstance(baseline.get("tolerances"), dict):
-        raise BenchmarkError(f"{path}: not a baseline (no entries/tolerances; write one with --write-baseline)")
-    missing = DEFAULT_TOLERANCES.keys() - baseline["tolerances"].keys()
-    if missing:
-        raise BenchmarkError(f"{path}: tolerances lack {', '.join(sorted(missing))}")
+    if "entries" not in baseline:
+        raise BenchmarkError(f"{path}: not a baseline (no entries; write one with --write-baseline)")
+    if baseline.get("format") != FORMAT:
+        raise BenchmarkError(f"{path}: a baseline of format {baseline.get('format', 1)}, this harness reads "
+                             f"format {FORMAT} (mean and spread over seeds); write it again with --write-baseline")
+    if not isinstance(baseline.get("entries"), list) or not isinstance(baseline.get("tolerance_rule"), dict):
+        raise BenchmarkError(f"{path}: not a baseline (no entries/tolerance_rule; write one with --write-baseline)")
     return baseline
 
 
@@ -142,9 +196,13 @@ def _check_comparable(expected: dict[str, Any], run: Run) -> None:
 
 
 def compare(baseline: dict[str, Any], runs: dict[tuple[str, str], Run]) -> tuple[list[dict[str, str]], int]:
-    """One row per (task, model, metric) and the number of failed checks (regressions + missing)."""
-    tolerances = baseline["tolerances"]
+    """One row per (task, model, metric) and the number of failed checks (regressions + missing).
+
+    A quality value fails when it is below the baseline's mean by more than the entry's tolerance,
+    or when it is not a finite number (NaN is never "ok").
+    """
     rows, failures = [], 0
+    growth = baseline["tolerance_rule"].get("time_ratio_growth")
     for expected in baseline["entries"]:
         key = (expected["task"], expected["model"])
         row = {"task": key[0], "model": key[1]}
@@ -155,20 +213,22 @@ def compare(baseline: dict[str, Any], runs: dict[tuple[str, str], Run]) -> tuple
             continue
         current = runs[key].entry
         _check_comparable(expected, runs[key])
-        for metric, tolerance, digits in (("psnr", "psnr_drop_db", 3), ("ssim", "ssim_drop", 4)):
-            drop = tolerances[tolerance]
-            delta = current[metric] - expected[metric]
-            regressed = delta < -drop
-            rows.append({**row, "metric": metric + (" dB" if metric == "psnr" else ""),
-                         "baseline": f"{expected[metric]:.{digits}f}", "current": f"{current[metric]:.{digits}f}",
-                         "delta": f"{delta:+.{digits}f}", "tolerance": f">= -{drop}",
+        for metric, unit, digits in QUALITY:
+            stats, value = expected[metric], current[metric]
+            if _finite(value):
+                delta = value - stats["mean"]
+                regressed, shown, change = delta < -stats["tolerance"], f"{value:.{digits}f}", f"{delta:+.{digits}f}"
+            else:
+                regressed, shown, change = True, str(value), "non-finite"
+            rows.append({**row, "metric": f"{metric} {unit}".strip(),
+                         "baseline": f"{stats['mean']:.{digits}f}±{stats['std']:.{digits}f}", "current": shown,
+                         "delta": change, "tolerance": f">= -{stats['tolerance']:.{digits}f}",
                          "verdict": "REGRESSION" if regressed else "ok"})
             failures += regressed
         before, after = expected["time_ratio"], current["time_ratio"]
         if before is None or after is None:
             continue  # no reference operator: nothing to compare the model's time with
-        growth = tolerances["time_ratio_growth"]
-        regressed = growth is not None and after > before * growth
+        regressed = growth is not None and not after <= before * growth
         rows.append({**row, "metric": "time/ref", "baseline": f"{before:.3f}", "current": f"{after:.3f}",
                      "delta": f"x{after / before:.2f}",
                      "tolerance": "not checked" if growth is None else f"<= x{growth}",
@@ -197,22 +257,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="python -m benchmark.regress",
         description="Compare runs (run or multirun directories) with a baseline: mean PSNR, SSIM and the "
-        "model/reference time ratio per (task, model). Exit 0: no regression; 1: a regression or a "
-        "baseline (task, model) missing from the runs; 2: bad input.",
+        "model/reference time ratio per (task, model). Exit 0: no regression; 1: a regression, a "
+        "non-finite value or a baseline (task, model) missing from the runs; 2: bad input.",
+        epilog="A baseline is written from runs of several seeds of each (task, model) on the same data "
+        "(e.g. `python -m benchmark -m model=hdrnet seed=0,1,2 data.split_seed=0`); each metric's "
+        "tolerance is max(SIGMAS x its standard deviation over the seeds, its floor), stored in the file "
+        "with how it was derived.",
     )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--baseline", type=Path, metavar="FILE", help="compare the runs with this baseline")
     mode.add_argument("--write-baseline", type=Path, metavar="FILE", help="write the runs as a new baseline")
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run or multirun directories")
-    defaults = DEFAULT_TOLERANCES
-    parser.add_argument("--psnr-tolerance", type=_tolerance(0.0), default=defaults["psnr_drop_db"], metavar="DB",
-                        help=f"with --write-baseline: allowed PSNR drop (default {defaults['psnr_drop_db']})")
-    parser.add_argument("--ssim-tolerance", type=_tolerance(0.0), default=defaults["ssim_drop"], metavar="X",
-                        help=f"with --write-baseline: allowed SSIM drop (default {defaults['ssim_drop']})")
+    rule = DEFAULT_RULE
+    parser.add_argument("--sigmas", type=_tolerance(0.0), default=rule["sigmas"], metavar="K",
+                        help=f"with --write-baseline: tolerance in standard deviations over seeds (default {rule['sigmas']:g})")
+    parser.add_argument("--psnr-floor", type=_tolerance(0.0), default=rule["floors"]["psnr"], metavar="DB",
+                        help=f"with --write-baseline: smallest allowed PSNR drop (default {rule['floors']['psnr']})")
+    parser.add_argument("--ssim-floor", type=_tolerance(0.0), default=rule["floors"]["ssim"], metavar="X",
+                        help=f"with --write-baseline: smallest allowed SSIM drop (default {rule['floors']['ssim']})")
     parser.add_argument("--speed-tolerance", type=_tolerance(1.0, allow_none=True),
-                        default=defaults["time_ratio_growth"], metavar="FACTOR",
+                        default=rule["time_ratio_growth"], metavar="FACTOR",
                         help="with --write-baseline: allowed growth of time/reference time, or 'none' to "
-                        f"skip speed (default {defaults['time_ratio_growth']})")
+                        f"skip speed (default {rule['time_ratio_growth']})")
     return parser.parse_args(argv)
 
 
@@ -222,19 +288,22 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         runs = collect_runs(args.runs)
         if args.write_baseline is not None:
-            tolerances = {"psnr_drop_db": args.psnr_tolerance, "ssim_drop": args.ssim_tolerance,
-                          "time_ratio_growth": args.speed_tolerance}
-            write_baseline(args.write_baseline, runs, tolerances, "python -m benchmark.regress " + shlex.join(argv))
-            print(f"wrote {args.write_baseline}: {len(runs)} (task, model) entries, tolerances {tolerances}")
+            rule = {"sigmas": args.sigmas, "floors": {"psnr": args.psnr_floor, "ssim": args.ssim_floor},
+                    "time_ratio_growth": args.speed_tolerance}
+            write_baseline(args.write_baseline, runs, rule, "python -m benchmark.regress " + shlex.join(argv))
+            seeds = sorted({len(group) for group in runs.values()})
+            print(f"wrote {args.write_baseline}: {len(runs)} (task, model) entries from {'/'.join(map(str, seeds))} "
+                  f"seed(s) each, tolerance rule {rule}")
             return 0
         baseline = read_baseline(args.baseline)
-        rows, failures = compare(baseline, runs)
+        single = one_run_each(runs)
+        rows, failures = compare(baseline, single)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"baseline {args.baseline} (git {', '.join(baseline.get('git_revisions', []))}) against {len(runs)} run(s)")
+    print(f"baseline {args.baseline} (git {', '.join(baseline.get('git_revisions', []))}) against {len(single)} run(s)")
     print(pd.DataFrame(rows).to_string(index=False))
-    unchecked = sorted(set(runs) - {(e["task"], e["model"]) for e in baseline["entries"]})
+    unchecked = sorted(set(single) - {(e["task"], e["model"]) for e in baseline["entries"]})
     if unchecked:
         print("not in the baseline (not checked): " + ", ".join(f"{task}/{model}" for task, model in unchecked))
     print(f"REGRESSION: {failures} check(s) failed" if failures else "no regression")
