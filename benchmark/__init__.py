@@ -7,3 +7,9 @@ import os
 # cores: 1080p inference 20.8 -> 15.3 ms with 30000, the low-res net itself unchanged (DESIGN §10).
 # Set before torch is imported; a value the user set wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+# Run-to-run reproducibility (one machine, one thread count): MKL's conditional numerical
+# reproducibility makes its GEMMs independent of memory alignment (STRICT: of the thread count
+# too), and neither MKL nor OpenMP may change the thread count on their own under load.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")

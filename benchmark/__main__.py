@@ -8,69 +8,87 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core import utils as hydra_utils
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException, HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from benchmark import settings
 from benchmark.approximator import Approximator, FitContext, NetworkApproximator
 from benchmark.checkpoints import MODEL_FILE, check_model_config, write_model
 from benchmark.curves import write_training_curve
-from benchmark.data import DataIssues
+from benchmark.data import PROJECT_ROOT, DataIssues
 from benchmark.errors import BenchmarkError
-from benchmark.evaluate import TimingConfig, evaluate, write_examples
+from benchmark.evaluate import Example, TimingConfig, evaluate, write_examples
 from benchmark.metrics import METRIC_DEFINITIONS, Lpips
-from benchmark.results import environment, format_table, summarise, write_json_atomic
+from benchmark.files import remove_stale_temporaries, write_bytes_atomic, write_errors, write_json_atomic
+from benchmark.results import environment, format_table, summarise
+from benchmark.runtime import resolve_device, use_threads
 from benchmark.tasks import instantiate, prepare_task
 from benchmark.train import TrainConfig
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` takes CUDA when present; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError(f"device={name!r} asked for CUDA, but torch sees no CUDA device")
-    if device.type not in ("cpu", "cuda"):
-        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N")
-    return device
+CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def checkpoint_path(cfg: DictConfig) -> Path:
     """Same training config, same checkpoint: re-running a command resumes or reuses its training."""
     keyed = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "model", "train", "data")}
-    keyed["data"].pop("cache_dir")
+    for how_not_what in ("cache_dir", "max_pixels"):  # where and how to read, not what to train on
+        keyed["data"].pop(how_not_what, None)
     keyed["seed"] = cfg.seed
     digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cfg.data.cache_dir) / "checkpoints" / f"{cfg.task.name}-{cfg.model.name}-{digest}.pt"
 
 
+def validate(cfg: DictConfig) -> None:
+    """Every top-level, data and eval setting a run uses, before any work (train.*: TrainConfig)."""
+    settings.integer("seed", cfg.seed, 0)
+    settings.integer("threads", cfg.threads, 1, optional=True)
+    data = cfg.data
+    settings.integer("data.split_seed", data.get("split_seed"), 0, optional=True)
+    min_side = settings.integer("data.min_side", data.min_side, 1)
+    max_side = settings.integer("data.max_side", data.max_side, 1, optional=True)
+    if max_side is not None and max_side < min_side:
+        raise BenchmarkError(f"data.max_side={max_side} must be >= data.min_side={min_side} (or null: native size)")
+    settings.integer("data.max_images", data.max_images, 2, optional=True)
+    settings.integer("data.max_pixels", data.max_pixels, 1)
+    settings.number("data.test_fraction", data.test_fraction, 0, above=True)
+    settings.integer("eval.warmup", cfg.eval.warmup, 0)
+    settings.integer("eval.repeats", cfg.eval.repeats, 1)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """The whole job; nothing is written to ``run_dir`` until the results are complete."""
+    validate(cfg)
     device = resolve_device(cfg.device)
     train_cfg = TrainConfig(**cfg.train)
     train_cfg.validate()
     timing = TimingConfig(**{k: cfg.eval[k] for k in ("warmup", "repeats")})
-    if timing.warmup < 0 or timing.repeats < 1:
-        raise BenchmarkError(f"eval.warmup={timing.warmup} must be >= 0 and eval.repeats={timing.repeats} >= 1")
-    if cfg.data.min_side < 1:
-        raise BenchmarkError(f"data.min_side={cfg.data.min_side} must be a positive number of pixels")
+    use_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if cfg.model.get("checkpoint"):  # weights of another model stop the run here, naming the setting
         check_model_config(cfg.model)
     model: Approximator = instantiate(cfg.model, "model")
-    issues = DataIssues(strict=cfg.data.strict, min_side=cfg.data.min_side)
-    data = prepare_task(cfg, Path(cfg.data.cache_dir) / "pairs", issues)
+    cache_dir = Path(cfg.data.cache_dir)
+    removed = remove_stale_temporaries(cache_dir)
+    if removed:
+        print(f"removed {removed} temporary file(s) left in {cache_dir} by killed runs", flush=True)
+    issues = DataIssues(strict=cfg.data.strict, min_side=cfg.data.min_side, max_pixels=cfg.data.max_pixels)
+    crop_size = train_cfg.crop_size if isinstance(model, NetworkApproximator) and model.loaded is None else None
+    data = prepare_task(cfg, cache_dir / "pairs", issues, crop_size)
     if model.needs_operator and data.operator is None:
         raise BenchmarkError(
             f"model={cfg.model.name} runs the task's reference operator at low resolution, "
@@ -85,6 +103,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     context = FitContext(train_cfg, data.test, checkpoint_path(cfg), device, cfg.seed)
     training = model.fit(data.train, context)
     rows, examples = evaluate(model, data.test, data.operator, timing, str(device), lpips if isinstance(lpips, Lpips) else None)
+    non_finite = [f"{row['image']} {key}" for row in rows for key in ("psnr", "ssim", "delta_e")
+                  if not math.isfinite(row[key])]
+    if non_finite:
+        raise BenchmarkError(f"model={cfg.model.name} produced non-finite metrics ({', '.join(non_finite[:3])}); "
+                             "no results written")
     results = {
         "task": cfg.task.name,
         "model": cfg.model.name,
@@ -104,15 +127,35 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "images": rows,
         "summary": summarise(rows),
     }
-    if "curve" in training:
-        write_training_curve(training["curve"], run_dir)
-    write_examples(examples, run_dir / "examples")
-    if isinstance(model, NetworkApproximator):
-        write_model(run_dir / MODEL_FILE, model.network, results)
-    write_json_atomic(results, run_dir / "results.json")
+    write_outputs(run_dir, results, training.get("curve"), examples,
+                  model.network if isinstance(model, NetworkApproximator) else None)
     print(format_table(results))
     print(f"results: {run_dir / 'results.json'}")
     return results
+
+
+def write_outputs(
+    run_dir: Path, results: dict[str, Any], curve: list[dict[str, float]] | None, examples: dict[str, Example],
+    network: torch.nn.Module | None,
+) -> None:
+    """Curve, examples, model.pt, then results.json last: a run directory with a results.json is
+    complete. If any write fails (a full disk), what this run wrote is removed again."""
+    before = set(run_dir.rglob("*")) if run_dir.exists() else set()
+    try:
+        if curve is not None:
+            with write_errors(run_dir):
+                write_training_curve(curve, run_dir)
+        write_examples(examples, run_dir / "examples")
+        if network is not None:
+            write_model(run_dir / MODEL_FILE, network, results)
+        write_json_atomic(results, run_dir / "results.json")
+    except BaseException:
+        for path in sorted(set(run_dir.rglob("*")) - before, reverse=True):  # files before their folders
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        raise
 
 
 class JobFailed(CompactHydraException):
@@ -132,10 +175,69 @@ def main(cfg: DictConfig) -> None:
         if hydra_cfg.mode != RunMode.MULTIRUN or isinstance(error.__context__, KeyboardInterrupt):
             sys.exit(2)
         marker = run_dir / "error.txt"
-        marker.with_suffix(".tmp").write_text(f"{error}\n")
-        marker.with_suffix(".tmp").replace(marker)
+        write_bytes_atomic(marker, f"{error}\n".encode())
         raise JobFailed(f"error: {error} (in {marker}; every failed job of the sweep has an error.txt)") from None
 
 
+def check_overrides(arguments: list[str]) -> None:
+    """Unknown config-group options and misspelled keys as one ``BenchmarkError`` before Hydra runs
+    (Hydra's own message is several lines and exits 1). Each value of a sweep is checked."""
+    parser = OverridesParser.create()
+    try:
+        overrides = parser.parse_overrides([a for a in arguments if "=" in a and not a.startswith("-")])
+    except OverrideParseException as error:
+        raise BenchmarkError(" ".join(str(error).split())) from None
+    first_values = []
+    for override in overrides:
+        if override.is_hydra_override():
+            continue
+        group = CONF_DIR / override.key_or_group
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
+            [] if override.is_delete() else [override.get_value_element_as_str()]
+        if group.is_dir():
+            options = sorted(path.stem for path in group.glob("*.yaml"))
+            for value in values:
+                if value not in options:
+                    raise BenchmarkError(f"{override.key_or_group}={value}: no such option; "
+                                         f"{override.key_or_group} is one of {', '.join(options)}")
+        line = override.input_line if not override.is_sweep_override() else \
+            f"{override.get_key_element()}={values[0] if values else ''}"
+        first_values.append(line)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose("config", overrides=first_values)
+    except (HydraException, OmegaConfBaseException) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        settings_list = ", ".join(f"{key}.*" if isinstance(value, dict) else key
+                                  for key, value in OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml")).items()
+                                  if key not in ("defaults", "hydra"))
+        raise BenchmarkError(f"{' '.join(lines[:2])}\nsettings: {settings_list}, task.*, model.* "
+                             "(python -m benchmark --help lists every key)") from None
+
+
+def _save_config_atomically(cfg: DictConfig, filename: str, output_dir: Path) -> None:
+    """Hydra's ``.hydra/*.yaml`` through the harness's atomic writer: a full disk stops the run with
+    one error naming the file instead of a traceback and a config file cut short."""
+    write_bytes_atomic(output_dir / filename, OmegaConf.to_yaml(cfg).encode())
+
+
+def cli() -> None:
+    """``python -m benchmark``: the overrides checked, then Hydra; every user error is one line."""
+    hydra_utils._save_config = _save_config_atomically  # Hydra 1.3 writes its configs through this
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's exceptions reach the handlers below, not its printer
+    try:
+        check_overrides(sys.argv[1:])
+        main()
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except CompactHydraException as error:  # JobFailed: a sweep's failed jobs, after the others ran
+        print(error, file=sys.stderr, flush=True)
+        sys.exit(1)
+    except HydraException as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

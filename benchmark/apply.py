@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from benchmark.__main__ import resolve_device
+from benchmark.runtime import resolve_device
 from benchmark.approximator import NetworkApproximator
 from benchmark.checkpoints import MODEL_FILE, export, read_model, shipped_path
 from benchmark.data import PROJECT_ROOT
 from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.images import IMAGE_EXTENSIONS, read_image, write_image
+from benchmark.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_image, write_image
 from benchmark.tasks import instantiate
 
 SIXTEEN_BIT_EXTENSIONS = (".tif", ".tiff")  # jpg and png outputs are 8 bit
@@ -47,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--to", type=Path, help="with --export-from: target file (default: the shipped "
                         "checkpoints/<model>/<task>.pt of the run's task)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"refuse larger inputs before decoding them (default {DEFAULT_MAX_PIXELS})")
     args = parser.parse_args(argv)
     if args.export_from is not None:
         if args.input or args.output:
@@ -57,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give an input and an output image")
     elif args.to is not None:
         parser.error("--to goes with --export-from")
+    if args.max_pixels < 1:
+        parser.error(f"--max-pixels={args.max_pixels} must be a positive number of pixels")
     return args
 
 
@@ -75,16 +80,34 @@ def load_model(path: Path, device: torch.device) -> tuple[NetworkApproximator, d
     return model, saved
 
 
-def apply(checkpoint: Path, input_path: Path, output_path: Path, device: torch.device) -> None:
+def same_file(first: Path, second: Path) -> bool:
+    """The same file by path or by inode (hard links, symbolic links, ``./a.png`` and ``a.png``)."""
+    if first.resolve() == second.resolve():
+        return True
+    try:
+        return second.exists() and first.samefile(second)
+    except OSError:
+        return False
+
+
+def apply(
+    checkpoint: Path, input_path: Path, output_path: Path, device: torch.device,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> None:
     """Read, predict at full resolution, write; prints what ran and how long it took."""
     if output_path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise BenchmarkError(f"{output_path}: unsupported output extension; expected one of {IMAGE_EXTENSIONS}")
+    if same_file(input_path, output_path):
+        raise BenchmarkError(f"{output_path}: is the input photo; refusing to overwrite it (give another output)")
     started = time.perf_counter()
     model, saved = load_model(checkpoint, device)
-    image = read_image(input_path)
+    image = read_image(input_path, max_pixels)
     predict_started = time.perf_counter()
     output = model.predict(image)  # numpy on the CPU: CUDA work is finished when it returns
     predict_ms = (time.perf_counter() - predict_started) * 1000
+    if not np.isfinite(output).all():
+        raise BenchmarkError(f"{checkpoint}: the model's output has NaN or infinite values (broken weights?); "
+                             f"nothing written to {output_path}")
     write_image(output_path, output, 16 if output_path.suffix.lower() in SIXTEEN_BIT_EXTENSIONS else 8)
     height, width = image.shape[:2]
     print(
@@ -101,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {export(args.export_from, args.to)}")
             return 0
         checkpoint = args.checkpoint or shipped_path(args.task)
-        apply(checkpoint, args.input, args.output, resolve_device(args.device))
+        apply(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -60,6 +60,11 @@ class NetworkApproximator:
     def load(self, path: Path) -> None:
         """Weights from a model file (``benchmark.checkpoints``), bit-exact; ``fit`` then trains nothing."""
         saved = read_model(path)
+        broken = [name for name, tensor in saved["state_dict"].items()
+                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:
+            raise BenchmarkError(f"{path}: weights hold NaN or infinite values ({', '.join(broken[:3])}); "
+                                 "a diverged training? retrain it")
         try:
             self.network.load_state_dict(saved["state_dict"])
         except RuntimeError as error:  # missing, unexpected or differently shaped tensors

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
-from benchmark.train import _save_atomic
+from benchmark.train import save_torch
 
 MODEL_FILE = "model.pt"  # in every run directory of a learned model
 SHIPPED_DIR = PROJECT_ROOT / "checkpoints"
@@ -89,7 +89,7 @@ def check_model_config(model_cfg: DictConfig) -> None:
 def write_model(path: Path, network: torch.nn.Module, results: dict[str, Any]) -> None:
     """A run's model file (a few MB), from its network and its (complete) results."""
     training = results["training"]
-    _save_atomic(
+    save_torch(
         {
             "model_config": {k: v for k, v in results["config"]["model"].items() if k != "checkpoint"},
             "task": results["task"],
@@ -113,5 +113,5 @@ def export(run_dir: Path, target: Path | None) -> Path:
         raise BenchmarkError(f"{run_dir}: not a finished run (no results.json)")
     saved = read_model(run_dir / MODEL_FILE)
     target = target or shipped_path(saved["task"], saved["model_config"]["name"])
-    _save_atomic(saved, target)
+    save_torch(saved, target)
     return target

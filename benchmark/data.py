@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from benchmark.errors import BenchmarkError, ImageError
-from benchmark.images import list_images, read_image, resize
+from benchmark.images import DEFAULT_MAX_PIXELS, list_images, read_image, resize
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PHOTOS = PROJECT_ROOT / "data" / "kodak"
@@ -34,6 +34,7 @@ class DataIssues:
 
     strict: bool
     min_side: int
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def skip(self, path: Path, reason: str) -> None:
@@ -45,7 +46,7 @@ class DataIssues:
     def read(self, path: Path, max_side: int | None) -> np.ndarray | None:
         """The image at its working resolution, or None when the file was skipped."""
         try:
-            image = read_image(path)
+            image = read_image(path, self.max_pixels)
         except ImageError as error:
             self.skip(path, str(error).removeprefix(f"{path}: "))
             return None

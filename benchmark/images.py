@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import secrets
 import struct
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import BenchmarkError, ImageError
+from benchmark.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,7 @@ INTERPOLATIONS: dict[str, int] = {
     "area": cv2.INTER_AREA,
 }
 
+DEFAULT_MAX_PIXELS = 100_000_000  # larger images are refused from their header, before decoding
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _ORIENTATION_TAG = 0x0112
@@ -58,8 +58,11 @@ class _DecodeError(Exception):
 # Reading
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as float32 HxWx3 RGB in [0, 1], EXIF orientation applied.
+
+    An image of more than ``max_pixels`` pixels (by its header) is refused before decoding: a
+    small file can declare a huge image (a decompression bomb; Pillow guards the same way).
 
     8-bit data is divided by 255, 16-bit by 65535; float TIFFs are clipped to [0, 1] (NaN → 0).
     Grey becomes three equal channels; an alpha channel is dropped and a line is logged.
@@ -69,7 +72,8 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        dangling = path.is_symlink()
+        raise ImageError(f"{path}: {'dangling symbolic link' if dangling else 'no such file'}") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a directory, not an image file") from None
     except OSError as error:
@@ -78,19 +82,39 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     try:
         if data.startswith(_PNG_SIGNATURE):
-            pixels, orientation = _decode_png(data, path)
+            pixels, orientation = _decode_png(data, path, max_pixels)
         elif data[:4] in _TIFF_SIGNATURES:
-            pixels, orientation = _decode_tiff(data)
+            pixels, orientation = _decode_tiff(data, max_pixels)
         else:
-            pixels, orientation = _decode_pillow(data)
+            pixels, orientation = _decode_pillow(data, max_pixels)
         return _to_rgb_float(pixels, orientation, path)
     except _DecodeError as error:
         raise ImageError(f"{path}: {error}") from error
     except Exception as error:  # decoder libraries raise many types; all mean "unusable file"
-        raise ImageError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
+        raise ImageError(f"{path}: cannot decode image ({_library_message(error)})") from error
 
 
-def _decode_png(data: bytes, path: Path) -> tuple[np.ndarray, int]:
+def _library_message(error: Exception) -> str:
+    """A decoder's complaint on one line; OpenCV's ``file:line: error: (-215:Assertion failed) expr
+    in function 'f'`` reduced to its expression."""
+    text = " ".join(str(error).split())
+    if isinstance(error, cv2.error):
+        text = text.split("Assertion failed) ", 1)[-1].split(" in function")[0]
+        return f"OpenCV could not decode it: {text[:160]}"
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise _DecodeError(
+            f"{width}x{height} = {width * height / 1e6:.0f} MP is more than max_pixels={max_pixels} "
+            "(data.max_pixels, apply --max-pixels); not decoded"
+        )
+
+
+def _decode_png(data: bytes, path: Path, max_pixels: int | None) -> tuple[np.ndarray, int]:
+    if data[12:16] == b"IHDR":  # the first chunk: width and height, big-endian
+        _check_pixels(*struct.unpack(">II", data[16:24]), max_pixels)
     orientation = _png_orientation(data, path)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
@@ -124,12 +148,13 @@ def _png_orientation(data: bytes, path: Path) -> int:
         return 1
 
 
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_tiff(data: bytes, max_pixels: int | None) -> tuple[np.ndarray, int]:
     _check_tiff_complete(data)
     with tifffile.TiffFile(io.BytesIO(data)) as tiff:
         if len(tiff.pages) == 0:
             raise _DecodeError("truncated or corrupt TIFF (no readable image directory)")
         page = tiff.pages.first
+        _check_pixels(page.imagewidth, page.imagelength, max_pixels)
         orientation = int(page.tags.valueof(_ORIENTATION_TAG, 1))
         deep = page.bitspersample > 8 or page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
         pixels = None
@@ -147,7 +172,7 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
             return pixels, orientation
         compression = page.compression
     if not deep:
-        return _decode_pillow(data)  # Pillow reads 8-bit LZW/JPEG/PackBits, palette, CMYK...
+        return _decode_pillow(data, max_pixels)  # Pillow reads 8-bit LZW/JPEG/PackBits, palette, CMYK...
     if orientation == 1:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if pixels is not None:
@@ -194,12 +219,13 @@ def _check_tiff_complete(data: bytes) -> None:
             raise _DecodeError("truncated TIFF (image data cut off)")
 
 
-def _decode_pillow(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_pillow(data: bytes, max_pixels: int | None) -> tuple[np.ndarray, int]:
     try:
         opened = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise _DecodeError("not a recognised image format") from None
     with opened as image:
+        _check_pixels(*image.size, max_pixels)
         image.load()  # raises OSError("image file is truncated") on cut-off data
         orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
         if image.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
@@ -268,11 +294,11 @@ def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarra
 
 
 def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> None:
-    """Write an HxWx3 [0, 1] image atomically (temp file in the same folder, then ``os.replace``).
+    """Write an HxWx3 [0, 1] image atomically (``benchmark.files``: temp file, fsync, rename).
 
     The format follows the extension (PNG when there is none); values are clipped and rounded
-    to 8 or 16 bit (16 bit: PNG and TIFF only). Parent folders are created. Atomic against
-    crashes and concurrent writers of the same path; not fsynced.
+    to 8 or 16 bit (16 bit: PNG and TIFF only). Parent folders are created. A full disk is one
+    ``BenchmarkError`` naming the path, with nothing left behind.
     """
     path = Path(path)
     if bit_depth not in (8, 16):
@@ -295,17 +321,7 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> None
     if not ok:
         raise ImageError(f"{path}: OpenCV could not encode the image as {extension}")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        # os.open (not mkstemp) so the file gets the usual umask-based permissions, not 0600.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(encoded.tobytes())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +384,8 @@ def list_images(root: str | Path) -> list[Path]:
     """Image files under ``root`` (recursive, sorted, extensions case-insensitive).
 
     Hidden files and folders (names starting with ".", e.g. macOS "._x.jpg" resource forks and
-    this module's temp files) are skipped.
+    the harness's temp files) are skipped. Symbolic links with an image name are listed even when
+    dangling or looping, so the reader reports them (a skip that is counted) instead of a silent drop.
     """
     root = Path(root)
     if not root.is_dir():
@@ -378,5 +395,5 @@ def list_images(root: str | Path) -> list[Path]:
         for path in root.rglob("*")
         if path.suffix.lower() in IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in path.relative_to(root).parts)
-        and path.is_file()
+        and (path.is_file() or path.is_symlink())
     )

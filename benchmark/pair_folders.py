@@ -42,8 +42,14 @@ def _index(folder: Path) -> dict[str, Path]:
 
 def read_names(path: Path, inside: Path, issues: DataIssues) -> list[str]:
     """Names listed in ``path``; entries that resolve outside ``inside`` are refused."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise BenchmarkError(f"{path}: not UTF-8 text (byte {error.start}); save the list as UTF-8") from None
+    except OSError as error:
+        raise BenchmarkError(f"{path}: cannot read ({error.strerror or error})") from None
     names = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue

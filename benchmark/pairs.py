@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.data import Photo
+from benchmark.files import write_atomic
 
 Operator = Callable[[np.ndarray], np.ndarray]
 _UINT16_MAX = 65535
@@ -50,27 +47,15 @@ def _to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / _UINT16_MAX
 
 
-def _write_atomic(path: Path, input_image: np.ndarray, target: np.ndarray) -> None:
-    """Temp file in the same folder, then rename: readers never see half a pair."""
-    buffer = io.BytesIO()
-    np.savez(buffer, input=input_image, target=target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """A cached pair, or None when absent or unreadable (then it is simply made again)."""
+    """A cached pair, or None when absent or unreadable (then it is made again, with a warning)."""
+    if not path.exists():
+        return None
     try:
         with np.load(path) as entry:
             return _to_float(entry["input"]), _to_float(entry["target"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except Exception as error:  # empty (EOFError), cut short (BadZipFile), garbage (ValueError), ...
+        print(f"warning: {path}: unreadable cache entry ({type(error).__name__}); making it again", flush=True)
         return None
 
 
@@ -91,7 +76,7 @@ def make_pairs(
         cached = _read(path)
         if cached is None:
             input_image, target = _to_uint16(photo.image), _to_uint16(operator(photo.image))
-            _write_atomic(path, input_image, target)
+            write_atomic(path, lambda handle: np.savez(handle, input=input_image, target=target))
             cached = _to_float(input_image), _to_float(target)
         else:
             reused += 1

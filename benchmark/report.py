@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from benchmark.data import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
+from benchmark.files import staging_folder, write_errors
 from benchmark.report_explainer import write_explainer
 from benchmark.report_figures import write_figures
 from benchmark.report_html import write_html
@@ -113,11 +114,21 @@ def model_overrides(model: str, model_config: dict[str, Any]) -> dict[str, Any] 
     return {key: ran[key] for key in sorted(default.keys() & ran.keys()) if ran[key] != default[key]}
 
 
-def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per run (flags, config, summary means) and one row per (run, test image)."""
-    runs, images = [], []
+def has_non_finite_summary(results: dict[str, Any]) -> bool:
+    """A diverged or broken run: a quality mean or the time is NaN or infinite (None = skipped, fine)."""
+    values = [results["summary"].get(key) for key in (*QUALITY_METRICS, "time_ms")]
+    return any(isinstance(value, (int, float)) and not math.isfinite(value) for value in values)
+
+
+def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """One row per run (flags, config, summary means), one row per (run, test image), and the runs
+    left out because their summary holds non-finite values (listed as a caveat)."""
+    runs, images, non_finite = [], [], []
     for path in paths:
         results = load_results(path)
+        if has_non_finite_summary(results):
+            non_finite.append(path)
+            continue
         model_config = results["config"].get("model", {})
         overrides = model_overrides(results["model"], model_config) or {}
         grid = model_config.get("grid") or {}
@@ -145,13 +156,15 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         runs.append(run)
         images += [{"run_dir": run["run_dir"], "task": run["task"], "model": run["model"], **row}
                    for row in results["images"]]
+    if non_finite and not runs:
+        raise BenchmarkError(f"no run with finite results among {len(paths)}: {', '.join(map(str, non_finite[:3]))}")
     frame = pd.DataFrame(runs)
     for metric in QUALITY_METRICS:
         frame[metric] = frame[metric].astype(float)
-    return frame, pd.DataFrame(images)
+    return frame, pd.DataFrame(images), non_finite
 
 
-def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path]) -> list[str]:
+def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path], non_finite: list[Path]) -> list[str]:
     """What a reader must know before comparing the numbers."""
     notes = []
     if selected["upper_bound"].any():
@@ -171,11 +184,14 @@ def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path]) 
                                   if (folder / "error.txt").is_file() else "") for folder in incomplete]
         notes.append(f"{len(incomplete)} run folder(s) without results.json ignored (interrupted or failed): "
                      + ", ".join(reasons))
+    if non_finite:
+        notes.append(f"{len(non_finite)} run(s) with NaN or infinite results left out: "
+                     + ", ".join(str(path.parent) for path in non_finite))
     return notes
 
 
 def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, incomplete: list[Path],
-                 folder: Path) -> None:
+                 non_finite: list[Path], folder: Path) -> None:
     """Every table, figure and the index page into ``folder``."""
     selected = select_table_runs(runs)
     quality = [quality_table(selected, metric) for metric in QUALITY_METRICS]
@@ -188,14 +204,14 @@ def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, 
     figures = write_figures(runs, images, selected, folder / "figures")
     explainer = write_explainer(folder / "figures")
     write_html(folder / "index.html", quality, speeds, figures, explainer, sources, environment,
-               caveats(runs, selected, incomplete))
+               caveats(runs, selected, incomplete, non_finite))
 
 
 def write_report(paths: list[Path], out: Path, profile: str | None = None) -> None:
     """Load and check everything first, build in a temp folder beside ``out``, then rename into
     place: a failed report leaves no half-written output (and a previous report intact)."""
     results_files, speed_files, incomplete = find_inputs(paths)
-    runs, images = load_runs(results_files)
+    runs, images, non_finite = load_runs(results_files)
     if profile is not None:
         runs = runs[runs["profile"] == profile]
         if runs.empty:
@@ -204,10 +220,10 @@ def write_report(paths: list[Path], out: Path, profile: str | None = None) -> No
     speed = load_speed(speed_files)
     if out.exists() and not (out / "index.html").is_file():
         raise BenchmarkError(f"--out {out}: exists and is not a previous report; not replacing it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    staging = staging_folder(out)
     try:
-        build_report(runs, images, speed, incomplete, staging)
+        with write_errors(out):
+            build_report(runs, images, speed, incomplete, non_finite, staging)
         if out.exists():
             previous = staging.with_suffix(".old")
             os.replace(out, previous)

@@ -23,7 +23,7 @@ from benchmark.data import BUNDLED_PHOTOS
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
 from benchmark.images import read_image, resize, to_tensor
 from benchmark.report_figures import save
-from benchmark.results import write_json_atomic
+from benchmark.files import write_json_atomic
 
 EXPLAINER_PHOTO = BUNDLED_PHOTOS / "kodim03.png"
 IMAGE_SIZE = (128, 192)  # (height, width): small, the identity holds at any size

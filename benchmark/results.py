@@ -1,13 +1,10 @@
-"""results.json: the one results writer, and the one-screen console table."""
+"""results.json: what a run records (environment, summary), and the one-screen console table."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -16,6 +13,7 @@ import pandas as pd
 import torch
 
 from benchmark.data import PROJECT_ROOT
+from benchmark.runtime import reproducibility_settings
 
 SUMMARY_KEYS = (
     "psnr", "ssim", "delta_e", "lpips", "identity_psnr",
@@ -53,6 +51,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "git_revision": git_revision(),
+        "reproducibility": reproducibility_settings(),
     }
 
 
@@ -64,20 +63,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[key] = None if any(v is None for v in values) else float(np.mean(values))
     summary["images"] = len(rows)
     return summary
-
-
-def write_json_atomic(data: Any, path: Path) -> None:
-    """Temp file + rename: a results file is either complete or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def format_table(results: dict[str, Any]) -> str:

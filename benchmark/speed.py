@@ -38,14 +38,16 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark.__main__ import resolve_device
+from benchmark.runtime import resolve_device
 from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet
 from benchmark.images import read_image
-from benchmark.results import environment, write_json_atomic
+from benchmark import settings
+from benchmark.files import write_bytes_atomic, write_errors, write_json_atomic
+from benchmark.results import environment
 from benchmark.tasks import instantiate
 from benchmark.timing import Timing, time_callable
 
@@ -327,7 +329,9 @@ def parse_args(argv: list[str]) -> SpeedConfig:
     try:
         return OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist(argv)))  # type: ignore[return-value]
     except OmegaConfBaseException as error:
-        raise BenchmarkError(" ".join(str(error).split("\n")[0].split())) from None
+        key = getattr(error, "full_key", None)
+        message = " ".join(str(error).split("\n")[0].split())
+        raise BenchmarkError(f"{key}: {message}" if key else message) from None
 
 
 def main(argv: list[str]) -> int:
@@ -337,18 +341,27 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         cfg = parse_args(argv)
+        settings.integer("warmup", cfg.warmup, 0)
+        settings.integer("repeats", cfg.repeats, 1)
+        settings.number("budget_s", cfg.budget_s, 0, above=True)
+        settings.integer("train_batch", cfg.train_batch, 1)
+        settings.integer("train_crop", cfg.train_crop, 16)
         out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
         print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
         rows = measure(cfg)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([r for r in rows if "median_ms" in r])
-    table.to_csv(out / "speed.csv", index=False)
-    plot(rows, out)
-    write_json_atomic({"config": asdict(cfg), "environment": environment(torch.device("cpu"))}, out / "speed_meta.json")
-    write_json_atomic(rows, out / "speed.json")
+    try:
+        write_bytes_atomic(out / "speed.csv", table.to_csv(index=False).encode())
+        with write_errors(out):
+            plot(rows, out)
+        write_json_atomic({"config": asdict(cfg), "environment": environment(torch.device("cpu"))}, out / "speed_meta.json")
+        write_json_atomic(rows, out / "speed.json")
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     pivot = table.pivot_table(index=["method", "stage", "device"], columns="megapixels", values="median_ms")
     print(pivot.round(2).to_string())
     print("\n".join(summary_lines(rows)))

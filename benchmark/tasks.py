@@ -16,6 +16,7 @@ from benchmark.data import DataIssues, load_photos, split_items
 from benchmark.errors import BenchmarkError
 from benchmark.pair_folders import PairFolder, load_pair_folder, read_names
 from benchmark.pairs import PairSet, make_pairs
+from benchmark.train import check_crop_size
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def _folder_split(layout: PairFolder, pairs: PairSet, cfg: DictConfig, issues: D
     """The data set's own test list when it has one (e.g. FiveK's Random250), else the seeded split."""
     test_list = layout.root / layout.test_list if layout.test_list else None
     if test_list is None or not test_list.is_file():
-        return split_items(pairs, cfg.data.test_fraction, cfg.seed)
+        return split_items(pairs, cfg.data.test_fraction, split_seed(cfg))
     test_names = set(read_names(test_list, layout.root / layout.input_dir, issues))
     train = [p for p in pairs if p.name not in test_names]
     test = [p for p in pairs if p.name in test_names]
@@ -49,8 +50,14 @@ def _folder_split(layout: PairFolder, pairs: PairSet, cfg: DictConfig, issues: D
     return train, test
 
 
-def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues) -> TaskData:
-    """Load, split and (for operator tasks) make the pairs of ``cfg.task``."""
+def split_seed(cfg: DictConfig) -> int:
+    """``data.split_seed``, or ``seed`` when it is null."""
+    return cfg.seed if cfg.data.get("split_seed") is None else cfg.data.split_seed
+
+
+def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues, crop_size: int | None = None) -> TaskData:
+    """Load, split and (for operator tasks) make the pairs of ``cfg.task``; ``crop_size``: the
+    training crop of a learned model, checked against the training photos first."""
     task = cfg.task
     pairs_cfg = task.get("pairs")
     if pairs_cfg is not None and pairs_cfg.root:
@@ -58,6 +65,8 @@ def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues) -> TaskDa
                             pairs_cfg.get("filelist"), pairs_cfg.get("test_list"))
         pairs = load_pair_folder(layout, cfg.data.max_side, cfg.data.max_images, issues)
         train, test = _folder_split(layout, pairs, cfg, issues)
+        if crop_size is not None:
+            check_crop_size(crop_size, [pair.input for pair in train])
         return TaskData(train, test, None, False, f"pairs from {layout.root}")
     if task.get("operator") is None:
         raise BenchmarkError(task.get("missing_data") or f"task={task.name} needs data.root")
@@ -68,7 +77,9 @@ def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues) -> TaskDa
         raise BenchmarkError(f"task.operator.{error}") from None
     params = OmegaConf.to_container(task.operator, resolve=True)
     photos = load_photos(cfg.data.root, cfg.data.max_side, cfg.data.max_images, issues)
-    train_photos, test_photos = split_items(photos, cfg.data.test_fraction, cfg.seed)
+    train_photos, test_photos = split_items(photos, cfg.data.test_fraction, split_seed(cfg))
+    if crop_size is not None:  # before the operator runs on every photo, not after
+        check_crop_size(crop_size, [photo.image for photo in train_photos])
     train, reused_train = make_pairs(train_photos, task.name, operator, params, cache_dir)
     test, reused_test = make_pairs(test_photos, task.name, operator, params, cache_dir)
     synthetic = bool(task.get("synthetic", False))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from benchmark import settings
 from benchmark.errors import BenchmarkError
+from benchmark.files import write_atomic
 from benchmark.images import to_tensor
 from benchmark.pairs import PairSet
 
@@ -39,25 +40,26 @@ class TrainConfig:
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "crop_size", "checkpoint_every", "eval_every"):
-            if getattr(self, key) < 1:
-                raise BenchmarkError(f"train.{key}={getattr(self, key)} must be a positive integer")
-        if not self.lr > 0:
-            raise BenchmarkError(f"train.lr={self.lr} must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise BenchmarkError(f"train.lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
-        if self.weight_decay < 0:
-            raise BenchmarkError(f"train.weight_decay={self.weight_decay} must be >= 0")
+            settings.integer(f"train.{key}", getattr(self, key), 1)
+        settings.number("train.lr", self.lr, 0, above=True)
+        settings.choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        settings.number("train.weight_decay", self.weight_decay, 0)
+
+
+def check_crop_size(crop_size: int, images: list[np.ndarray]) -> None:
+    """Every training image must hold a ``crop_size`` square crop."""
+    smallest = min(min(image.shape[:2]) for image in images)
+    if crop_size > smallest:
+        raise BenchmarkError(
+            f"train.crop_size={crop_size} is larger than the smallest training image side ({smallest} px)"
+        )
 
 
 class CropSampler:
     """Batches of random crops with random flips, drawn from one seeded torch generator."""
 
     def __init__(self, pairs: PairSet, crop_size: int, batch_size: int, seed: int) -> None:
-        smallest = min(min(p.input.shape[:2]) for p in pairs)
-        if crop_size > smallest:
-            raise BenchmarkError(
-                f"train.crop_size={crop_size} is larger than the smallest training image side ({smallest} px)"
-            )
+        check_crop_size(crop_size, [pair.input for pair in pairs])
         self.inputs = [to_tensor(p.input)[0] for p in pairs]
         self.targets = [to_tensor(p.target)[0] for p in pairs]
         self.crop_size, self.batch_size = crop_size, batch_size
@@ -116,16 +118,30 @@ def full_loss(model: torch.nn.Module, pairs: PairSet, device: torch.device) -> f
     return sum(losses) / len(losses)
 
 
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+def save_torch(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through the harness's atomic writer (benchmark.files)."""
+    write_atomic(path, lambda handle: torch.save(state, handle))
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(parameter).all()) for parameter in model.parameters())
+
+
+def read_training_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """A cached training checkpoint, or None (with a warning) when it is unreadable: truncated by a
+    killed writer of an older version, emptied by a full disk, or holding non-finite weights."""
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        saved = torch.load(path, map_location=device, weights_only=True)
+        usable = isinstance(saved, dict) and {"model", "optimizer", "scheduler", "sampler_rng", "progress"} <= saved.keys()
+        usable = usable and all(bool(torch.isfinite(t).all()) for t in saved["model"].values() if t.is_floating_point())
+    except Exception as error:  # torch raises pickle, zip, EOF and runtime errors for a damaged file
+        usable, reason = False, f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+    else:
+        reason = "not a training checkpoint of this harness, or non-finite weights"
+    if not usable:
+        print(f"warning: {path}: unreadable checkpoint ({reason}); training from scratch", flush=True)
+        return None
+    return saved
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -176,8 +192,8 @@ def train_network(
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = _scheduler(optimizer, cfg)
         state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "curve": [], "losses": []}
-        if checkpoint_path.exists():
-            saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        saved = read_training_checkpoint(checkpoint_path, device) if checkpoint_path.exists() else None
+        if saved is not None:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
@@ -191,7 +207,12 @@ def train_network(
         sampler_rng = sampler.generator.get_state()  # as of the last completed step
 
         def save() -> None:
-            _save_atomic(
+            if not _finite(model):
+                raise BenchmarkError(
+                    f"training diverged: non-finite weights after step {state['step']}/{cfg.steps} "
+                    f"(train.lr={cfg.lr} is too high?); no checkpoint written"
+                )
+            save_torch(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -211,6 +232,11 @@ def train_network(
                 loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (HDRNet §3.5)
                 if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
                     loss = loss + model.regularization()
+                if not torch.isfinite(loss):  # stop at once: nothing after this step is saved
+                    raise BenchmarkError(
+                        f"training diverged: loss {loss.item()} at step {state['step'] + 1}/{cfg.steps} "
+                        f"(train.lr={cfg.lr} is too high?); the last finite checkpoint is kept"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import cli_env
+from benchmark.__main__ import run
+from tests.conftest import cli_env, compose_config
 
 METRICS = ("psnr", "ssim", "delta_e", "identity_psnr")  # everything per image but the timings
 
@@ -31,3 +33,40 @@ def test_same_seed_same_metrics(tmp_path):
     assert [{key: row[key] for key in METRICS} for row in first["images"]] == [
         {key: row[key] for key in METRICS} for row in second["images"]
     ]
+
+
+FUSED_GRADIENTS = """
+import hashlib, sys, numba, torch
+from benchmark.hdrnet.fused import fused_guided_slice_apply
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+grid = torch.randn(4, 12, 8, 16, 16, requires_grad=True)
+image = torch.rand(4, 3, 128, 96, requires_grad=True)
+hidden, out = torch.nn.Linear(3, 16), torch.nn.Linear(16, 1)
+(fused_guided_slice_apply(grid, image, hidden, out) * torch.rand(4, 3, 128, 96)).sum().backward()
+tensors = (grid.grad, image.grad, hidden.weight.grad, out.weight.grad)
+print(numba.get_num_threads(), hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest())
+"""
+
+
+def test_fused_gradients_do_not_depend_on_the_thread_count():
+    """The backward sums its row blocks in a fixed order: 1 and 2 threads give the same bits."""
+    outputs = [
+        subprocess.run([sys.executable, "-c", FUSED_GRADIENTS, str(threads)], capture_output=True, text=True,
+                       env=cli_env(Path("unused")), check=True, timeout=300).stdout.split()
+        for threads in (1, 2)
+    ]
+    assert [threads for threads, _ in outputs] == ["1", "2"]
+    assert outputs[0][1] == outputs[1][1]
+
+
+def test_the_reproducibility_settings_are_in_force_and_recorded(tmp_path):
+    """MKL's alignment-independent mode and fixed thread counts are set before torch loads."""
+    script = "import benchmark, os, torch; print(os.environ['MKL_CBWR'], os.environ['MKL_DYNAMIC'])"
+    env = {key: value for key, value in cli_env(tmp_path).items() if not key.startswith(("MKL_", "OMP_DYNAMIC"))}
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          check=True).stdout.split() == ["AUTO,STRICT", "FALSE"]
+    results = run(compose_config(["profile=smoke", "model=bicubic", "threads=1",
+                                  f"data.cache_dir={tmp_path / 'cache'}"]), tmp_path / "run")
+    assert results["environment"]["torch_threads"] == 1
+    assert results["environment"]["reproducibility"]["MKL_CBWR"] == "AUTO,STRICT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import warnings
 
@@ -166,10 +167,10 @@ def test_atomic_write_leaves_only_the_target(tmp_path, rgb8):
 
 def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch, rgb8):
     def fail(*args):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("benchmark.images.os.replace", fail)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr("benchmark.files.os.replace", fail)
+    with pytest.raises(BenchmarkError, match="a.png: no space left on device"):
         write_image(tmp_path / "a.png", rgb8 / 255.0)
     assert list(tmp_path.iterdir()) == []
 

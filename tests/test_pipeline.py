@@ -113,11 +113,11 @@ def test_corrupt_image_is_skipped_and_counted_or_stops_when_strict(tmp_path, pho
     assert not (tmp_path / "strict" / "results.json").exists()
 
 
-@pytest.mark.parametrize("override, named", [("model=nope", "model/nope"), ("task=nope", "task/nope")])
+@pytest.mark.parametrize("override, named", [("model=nope", "model is one of bgu,"), ("task=nope", "task is one of")])
 def test_unknown_group_option_is_named(tmp_path, override, named):
     result = run_cli(smoke_args(tmp_path, "run", override), cwd=tmp_path)
-    assert result.returncode != 0
-    assert named in result.stderr and "Available options" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {override}: no such option; {named}")
     assert "Traceback" not in result.stderr
 
 

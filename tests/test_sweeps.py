@@ -129,4 +129,4 @@ def test_paper_sweep_is_every_task_times_every_model(tmp_path):
                      for group in ("task", "model"))
     jobs = {path.parent.name.split("_", 1)[1] for path in sweep_dir.glob("*/error.txt")}
     assert jobs == {f"{task}_{model}" for task, model in product(tasks, models)}
-    assert result.stderr.count("error: eval.warmup=") == len(jobs) + 1
+    assert result.stderr.count("error: eval.repeats=0") == len(jobs) + 1

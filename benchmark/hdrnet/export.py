@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from benchmark.apply import load_model
 from benchmark.checkpoints import resolve
 from benchmark.errors import ArgumentParser, BenchmarkError
+from benchmark.files import write_bytes_atomic
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet, PointwiseGuide
 
@@ -45,19 +47,18 @@ def export_onnx(model: HDRNet, path: Path) -> None:
         raise BenchmarkError("ONNX export needs model.guide=pointwise (the fused kernel's guide)")
     model = model.eval().cpu()
     example = torch.rand(1, 3, 300, 400)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     size = {2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)}
-    torch.onnx.export(
-        _LowresGrid(model).eval(), (example,), str(tmp), input_names=["image"], output_names=["grid"],
-        dynamic_shapes={"image": size}, opset_version=18, dynamo=True, verbose=False,
-    )  # opset 18: Resize with antialias, as the network's bilinear low-res view
-    graph = onnx.load(str(tmp))
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = Path(scratch) / "model.onnx"
+        torch.onnx.export(
+            _LowresGrid(model).eval(), (example,), str(exported), input_names=["image"], output_names=["grid"],
+            dynamic_shapes={"image": size}, opset_version=18, dynamo=True, verbose=False,
+        )  # opset 18: Resize with antialias, as the network's bilinear low-res view
+        graph = onnx.load(str(exported))
     guide = {name: tensor.detach().tolist() for name, tensor in model.guide.state_dict().items()}
     entry = graph.metadata_props.add()
     entry.key, entry.value = GUIDE_KEY, json.dumps(guide)
-    onnx.save(graph, str(tmp))
-    tmp.replace(path)
+    write_bytes_atomic(path, graph.SerializeToString())
 
 
 class OnnxHDRNet:

@@ -1,0 +1,53 @@
+"""Where and how a command computes: the device, the thread count, deterministic kernels.
+
+What holds (README "Determinism"): the same command with the same seed and the same thread count
+on one machine gives bit-identical weights and metrics, loaded or idle. ``benchmark/__init__.py``
+fixes MKL's reproducibility mode before torch loads; ``use_threads`` fixes the thread count of
+torch (OpenMP, MKL, oneDNN), numba (which follows torch) and OpenCV, and asks torch for its
+deterministic algorithms. Another CPU (other SIMD widths in MKL, oneDNN and numba) or another
+thread count (oneDNN's reductions) gives results that differ in the last bits, and after
+thousands of training steps by a few hundredths of a dB.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import torch
+
+from benchmark.errors import BenchmarkError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"device={name!r} asked for CUDA, but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise BenchmarkError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N")
+    return device
+
+
+def use_threads(threads: int | None) -> int:
+    """Fix the thread count (None: torch's default, one per physical core) and deterministic
+    kernels; returns the thread count in use."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    cv2.setNumThreads(torch.get_num_threads())
+    # CUDA's deterministic cuBLAS needs this before the first call; CPU kernels are unaffected.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: an op without a deterministic CUDA kernel (grid_sample's backward) warns, not stops
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.get_num_threads()
+
+
+def reproducibility_settings() -> dict[str, str | None]:
+    """The environment variables that decide bit-for-bit reproducibility, for results.json."""
+    keys = ("MKL_CBWR", "MKL_DYNAMIC", "OMP_DYNAMIC", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
+    return {key: os.environ.get(key) for key in keys}
