@@ -5,11 +5,11 @@ from __future__ import annotations
 import fcntl
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,6 +23,17 @@ from benchmark.images import to_tensor
 from benchmark.pairs import PairSet
 
 LR_SCHEDULES = ("cosine", "constant")
+CONTEXTS = ("crop", "photo")
+
+
+@runtime_checkable
+class WholePhotoModel(Protocol):
+    """A network whose image-wide part reads a low-resolution copy of the photo (HDRNet): it can
+    train on crops while seeing the whole photo, as it does at test time (train.context=photo)."""
+
+    def lowres(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, image: torch.Tensor, lowres: torch.Tensor, window: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class TrainConfig:
     weight_decay: float
     checkpoint_every: int
     eval_every: int
+    context: str = "crop"  # what the image-wide part sees in training: the crop, or the whole photo
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "crop_size", "checkpoint_every", "eval_every"):
@@ -44,6 +56,7 @@ class TrainConfig:
         settings.number("train.lr", self.lr, 0, above=True)
         settings.choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         settings.number("train.weight_decay", self.weight_decay, 0)
+        settings.choice("train.context", self.context, CONTEXTS)
 
 
 def check_crop_size(crop_size: int, images: list[np.ndarray]) -> None:
@@ -55,34 +68,65 @@ def check_crop_size(crop_size: int, images: list[np.ndarray]) -> None:
         )
 
 
-class CropSampler:
-    """Batches of random crops with random flips, drawn from one seeded torch generator."""
+Batch = tuple[torch.Tensor, ...]  # inputs, targets (B, 3, S, S) [, lowres (B, 3, s, s), window (B, 4)]
 
-    def __init__(self, pairs: PairSet, crop_size: int, batch_size: int, seed: int) -> None:
+
+class CropSampler:
+    """Batches of random crops with random flips, drawn from one seeded torch generator.
+
+    With ``lowres`` (a model's whole-photo view, ``(1, 3, H, W) -> (1, 3, s, s)``) a batch also
+    holds each crop's flipped whole photo at low resolution and the crop's window in it.
+    """
+
+    def __init__(
+        self, pairs: PairSet, crop_size: int, batch_size: int, seed: int,
+        lowres: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         check_crop_size(crop_size, [pair.input for pair in pairs])
         self.inputs = [to_tensor(p.input)[0] for p in pairs]
         self.targets = [to_tensor(p.target)[0] for p in pairs]
         self.crop_size, self.batch_size = crop_size, batch_size
         self.generator = torch.Generator().manual_seed(seed)
+        self.lowres = lowres
+        self._lowres_cache: dict[tuple[int, bool, bool], torch.Tensor] = {}
+
+    def _photo_lowres(self, index: int, flip_x: bool, flip_y: bool) -> torch.Tensor:
+        key = (index, flip_x, flip_y)
+        if key not in self._lowres_cache:
+            dims = [dim for dim, flipped in ((-1, flip_x), (-2, flip_y)) if flipped]
+            photo = self.inputs[index].flip(dims) if dims else self.inputs[index]
+            with torch.no_grad():
+                self._lowres_cache[key] = self.lowres(photo[None])[0]
+        return self._lowres_cache[key]
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.generator))
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, targets, size = [], [], self.crop_size
+    def sample(self) -> Batch:
+        inputs, targets, lowres, windows, size = [], [], [], [], self.crop_size
         for _ in range(self.batch_size):
             index = self._randint(len(self.inputs))
             image, target = self.inputs[index], self.targets[index]
-            top = self._randint(image.shape[1] - size + 1)
-            left = self._randint(image.shape[2] - size + 1)
+            height, width = image.shape[1:]
+            top = self._randint(height - size + 1)
+            left = self._randint(width - size + 1)
             pair = torch.stack([image, target])[:, :, top : top + size, left : left + size]
-            if self._randint(2):
+            flip_x, flip_y = bool(self._randint(2)), bool(self._randint(2))
+            if flip_x:
                 pair = pair.flip(-1)
-            if self._randint(2):
+                left = width - left - size  # where the flipped crop sits in the flipped photo
+            if flip_y:
                 pair = pair.flip(-2)
+                top = height - top - size
             inputs.append(pair[0])
             targets.append(pair[1])
-        return torch.stack(inputs), torch.stack(targets)
+            if self.lowres is not None:
+                lowres.append(self._photo_lowres(index, flip_x, flip_y))
+                windows.append((top, left, height, width))
+        batch = (torch.stack(inputs), torch.stack(targets))
+        if self.lowres is None:
+            return batch
+        return (*batch, torch.stack(lowres), torch.tensor(windows, dtype=torch.int64))
 
 
 def _psnr_from_mse(mse: float) -> float:
@@ -186,7 +230,11 @@ def train_network(
     """
     with checkpoint_lock(checkpoint_path):
         torch.manual_seed(seed)
-        sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed)
+        if cfg.context == "photo" and not isinstance(model, WholePhotoModel):
+            raise BenchmarkError(f"train.context=photo needs a model whose image-wide part reads a low-resolution "
+                                 f"copy of the photo (hdrnet); {type(model).__name__} has none")
+        sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed,
+                              model.lowres if cfg.context == "photo" else None)
         model.to(device)
         # Adam as in the paper (§4); a small L2 weight decay.
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -228,8 +276,8 @@ def train_network(
         try:
             while state["step"] < cfg.steps:
                 started = time.perf_counter()
-                inputs, targets = (t.to(device) for t in sampler.sample())
-                loss = F.mse_loss(model(inputs), targets)  # L2 at full resolution (HDRNet §3.5)
+                inputs, targets, *context = (t.to(device) for t in sampler.sample())
+                loss = F.mse_loss(model(inputs, *context), targets)  # L2 at full resolution (HDRNet §3.5)
                 if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
                     loss = loss + model.regularization()
                 if not torch.isfinite(loss):  # stop at once: nothing after this step is saved

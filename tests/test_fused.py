@@ -81,3 +81,53 @@ def test_bad_inputs_are_refused() -> None:
         fused_slice_apply(torch.zeros(1, 12, 2, 2, 2), torch.zeros(1, 4, 5), torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match="float32"):
         guided_slice_apply(np.zeros((4, 4, 3)), np.zeros((1, 12, 2, 2, 2)), *[np.zeros(s) for s in ((16, 3), 16, 16)], 0.0)
+
+
+def test_a_crop_window_slices_the_crop_as_the_whole_photo_does() -> None:
+    """Issue 12: a crop sliced at its place in the photo equals that crop of the whole-photo output,
+    in the reference path and in the fused kernel, and the two agree with each other."""
+    torch.manual_seed(3)
+    grid = torch.randn(2, 12, 8, 4, 6, dtype=torch.float64)
+    guide = torch.rand(2, 50, 70, dtype=torch.float64)
+    image = torch.rand(2, 3, 50, 70, dtype=torch.float64)
+    whole_reference = apply_affine(bilateral_slice(grid, guide), image)
+    whole_fused = fused_slice_apply(grid, guide, image)
+    crops = [(7, 11), (29, 40)]  # (top, left) of a 21x30 crop in each photo
+    window = torch.tensor([[top, left, 50, 70] for top, left in crops])
+    crop_guide = torch.stack([guide[b, t:t + 21, l:l + 30] for b, (t, l) in enumerate(crops)])
+    crop_image = torch.stack([image[b, :, t:t + 21, l:l + 30] for b, (t, l) in enumerate(crops)])
+    expected = torch.stack([whole_reference[b, :, t:t + 21, l:l + 30] for b, (t, l) in enumerate(crops)])
+    reference = apply_affine(bilateral_slice(grid, crop_guide, window), crop_image)
+    fused = fused_slice_apply(grid, crop_guide, crop_image, window)
+    assert torch.allclose(reference, expected, atol=1e-12, rtol=0)
+    assert torch.allclose(fused, torch.stack([whole_fused[b, :, t:t + 21, l:l + 30] for b, (t, l) in enumerate(crops)]),
+                          atol=1e-12, rtol=0)
+    assert torch.allclose(fused, reference, atol=1e-12, rtol=0)
+
+
+def test_windowed_gradients_pass_gradcheck_and_bad_windows_are_refused() -> None:
+    torch.manual_seed(4)
+    grid = torch.randn(2, 12, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    guide = (torch.rand(2, 6, 7, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    image = torch.rand(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    window = torch.tensor([[3, 2, 20, 11], [0, 9, 6, 16]])
+    assert torch.autograd.gradcheck(lambda g, gd, im: fused_slice_apply(g, gd, im, window), (grid, guide, image))
+    with pytest.raises(ValueError, match="does not fit its window"):
+        fused_slice_apply(grid, guide, image, torch.tensor([[15, 0, 20, 11], [0, 0, 6, 7]]))
+    with pytest.raises(ValueError, match=r"window must be \(B, 4\)"):
+        bilateral_slice(grid, guide, torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("fullres, guide", [("fused", "pointwise"), ("fused", "curves"), ("grid_sample", "pointwise")])
+def test_the_model_on_a_crop_with_whole_photo_context_equals_that_crop_of_the_whole_output(fullres, guide) -> None:
+    model = _perturbed_model(fullres, guide)
+    torch.manual_seed(5)
+    photos = torch.rand(2, 3, 90, 120)
+    with torch.no_grad():
+        whole = model(photos)
+        crops = [(10, 33), (54, 0)]
+        window = torch.tensor([[top, left, 90, 120] for top, left in crops])
+        crop_images = torch.stack([photos[b, :, t:t + 36, l:l + 48] for b, (t, l) in enumerate(crops)])
+        output = model(crop_images, model.lowres(photos), window)
+    expected = torch.stack([whole[b, :, t:t + 36, l:l + 48] for b, (t, l) in enumerate(crops)])
+    assert torch.allclose(output, expected, atol=2e-6, rtol=0)

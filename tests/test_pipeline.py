@@ -12,9 +12,9 @@ import torch
 from benchmark.__main__ import run
 from benchmark.errors import BenchmarkError
 from benchmark.hdrnet.model import HDRNet
-from benchmark.images import write_image
+from benchmark.images import to_tensor, write_image
 from benchmark.pairs import Pair
-from benchmark.train import TrainConfig, train_network
+from benchmark.train import CropSampler, TrainConfig, train_network
 from tests.conftest import compose_config, run_cli
 
 TOP_LEVEL_KEYS = {"task", "model", "config", "environment", "metrics", "images", "summary"}
@@ -164,3 +164,35 @@ def test_bicubic_baseline_runs(tmp_path, photo_dir):
     assert results["needs_operator"] is True and results["parameters"] == 0
     assert results["summary"]["psnr"] > 15
     assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_whole_photo_context_batches_are_crops_of_the_flipped_photo_at_their_window(rng):
+    """train.context=photo: each crop (flips included) is exactly the window of its flipped photo,
+    and the low-res view is the model's view of that whole flipped photo."""
+    pairs = _pairs(rng, 3)
+    model = HDRNet(spatial_bins=8, luma_bins=4)
+    sampler = CropSampler(pairs, 32, 8, seed=1, lowres=model.lowres)
+    plain = CropSampler(pairs, 32, 8, seed=1)
+    inputs, targets, lowres, window = sampler.sample()
+    plain_inputs, plain_targets = plain.sample()
+    assert torch.equal(inputs, plain_inputs) and torch.equal(targets, plain_targets)  # same draws
+    photos = [to_tensor(p.input)[0] for p in pairs]
+    for crop, view, (top, left, height, width) in zip(inputs, lowres, window.tolist()):
+        assert (height, width) == (40, 56)
+        matches = [torch.equal(model.lowres(flipped[None])[0], view)
+                   for photo in photos for dims in ([], [-1], [-2], [-1, -2])
+                   for flipped in [photo.flip(dims) if dims else photo]
+                   if torch.equal(flipped[:, top:top + 32, left:left + 32], crop)]
+        assert True in matches
+
+
+def test_context_photo_trains_hdrnet_and_is_refused_for_models_without_a_whole_photo_view(tmp_path):
+    results = run(compose_config(["profile=smoke", "train.context=photo", f"data.cache_dir={tmp_path / 'cache'}"]),
+                  tmp_path / "run")
+    assert results["summary"]["psnr"] > results["summary"]["identity_psnr"]
+    with pytest.raises(BenchmarkError, match="train.context=photo needs a model"):
+        run(compose_config(["profile=smoke", "model=lut3d", "train.context=photo",
+                            f"data.cache_dir={tmp_path / 'cache'}"]), tmp_path / "lut")
+    with pytest.raises(BenchmarkError, match="train.context='tile' is not one of crop, photo"):
+        run(compose_config(["profile=smoke", "train.context=tile", f"data.cache_dir={tmp_path / 'cache'}"]),
+            tmp_path / "bad")

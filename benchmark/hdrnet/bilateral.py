@@ -22,12 +22,29 @@ def _check_slice_inputs(grid: torch.Tensor, guide: torch.Tensor) -> None:
         raise ValueError(f"batch sizes differ: grid {grid.shape[0]}, guide {guide.shape[0]}")
 
 
-def bilateral_slice(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+def checked_window(window: torch.Tensor | None, batch: int, height: int, width: int) -> torch.Tensor:
+    """Crop windows ``(B, 4)`` int64 rows ``(top, left, full_height, full_width)``, checked to hold a
+    ``height x width`` crop; None means whole photos, ``(0, 0, height, width)``."""
+    if window is None:
+        return torch.tensor([[0, 0, height, width]] * batch, dtype=torch.int64)
+    window = torch.as_tensor(window, dtype=torch.int64).cpu()
+    if window.shape != (batch, 4):
+        raise ValueError(f"window must be (B, 4) = (top, left, full_height, full_width), got {tuple(window.shape)}")
+    top, left, full_height, full_width = window.unbind(1)
+    if bool(((top < 0) | (left < 0) | (top + height > full_height) | (left + width > full_width)).any()):
+        raise ValueError(f"a {height}x{width} crop does not fit its window {window.tolist()}")
+    return window
+
+
+def bilateral_slice(grid: torch.Tensor, guide: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
     """Trilinearly sample the grid at (x, y, guide(x, y)) for every full-resolution pixel.
 
     Args:
         grid: ``(B, C, D, Hg, Wg)`` bilateral grid (C = 12 for HDRNet's affine coefficients).
         guide: ``(B, H, W)`` guide map in [0, 1]; values outside are clamped to the edge bins.
+        window: ``(B, 4)`` rows ``(top, left, full_height, full_width)``: item ``b`` is a crop at
+            (top, left) of a photo of that size, whose grid this is, and its pixels are sliced at
+            their positions in the photo (x -> left + x). None: whole photos.
 
     Returns:
         ``(B, C, H, W)`` per-pixel coefficients.
@@ -45,15 +62,19 @@ def bilateral_slice(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     """
     _check_slice_inputs(grid, guide)
     batch, height, width = guide.shape
-    xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=guide.device, dtype=guide.dtype)
-    ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=guide.device, dtype=guide.dtype)
+    if window is None:
+        xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=guide.device, dtype=guide.dtype)
+        ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=guide.device, dtype=guide.dtype)
+        xs, ys = xs.view(1, 1, width), ys.view(1, height, 1)
+    else:
+        top, left, full_height, full_width = checked_window(window, batch, height, width).to(
+            device=guide.device, dtype=guide.dtype).unbind(1)
+        columns = torch.arange(width, device=guide.device, dtype=guide.dtype)
+        rows = torch.arange(height, device=guide.device, dtype=guide.dtype)
+        xs = ((left[:, None] + columns + 0.5) / full_width[:, None] * 2 - 1).view(batch, 1, width)
+        ys = ((top[:, None] + rows + 0.5) / full_height[:, None] * 2 - 1).view(batch, height, 1)
     coords = torch.stack(
-        [
-            xs.view(1, 1, width).expand(batch, height, width),
-            ys.view(1, height, 1).expand(batch, height, width),
-            guide * 2 - 1,
-        ],
-        dim=-1,
+        [xs.expand(batch, height, width), ys.expand(batch, height, width), guide * 2 - 1], dim=-1
     )  # (B, H, W, 3): pixel centres (x + 0.5) / W mapped to [-1, 1]
     sampled = F.grid_sample(
         grid, coords.unsqueeze(1), mode="bilinear", padding_mode="border", align_corners=False

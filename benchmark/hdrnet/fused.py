@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from numba import prange
 
+from benchmark.hdrnet.bilateral import checked_window
+
 # numba's OpenMP layer and torch's OpenMP runtime are separate: torch's threads spin after each op
 # and starve numba's (HDRNet 1080p: 340 ms instead of 28). numba's own thread pool does not clash.
 numba.config.THREADING_LAYER = "workqueue"
@@ -45,21 +47,34 @@ _TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.8
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _x_segments(width: int, cells: int, dtype_like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _x_segments(
+    width: int, left: int, full_width: int, cells: int, dtype_like: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per column the x weight, and the first column of each x cell's segment (length cells + 1).
 
-    gx = (x + 0.5) * Wg / W - 0.5 clamped to [0, Wg - 1] (cell centres, DESIGN §5).
+    gx = (left + x + 0.5) * Wg / W - 0.5 clamped to [0, Wg - 1] (cell centres, DESIGN §5), for a
+    crop of ``width`` columns starting at column ``left`` of a photo ``full_width`` wide.
     """
     weight = np.empty(width, dtype_like.dtype)
     start = np.full(cells + 1, width, np.int64)
     for x in range(width - 1, -1, -1):
-        gx = min(max((x + 0.5) * cells / width - 0.5, 0.0), cells - 1.0)
+        gx = min(max((x + left + 0.5) * cells / full_width - 0.5, 0.0), cells - 1.0)
         low = min(int(gx), cells - 1)
         weight[x] = gx - low
         start[low] = x
     for s in range(cells - 1, -1, -1):  # cells without columns (grid finer than the image)
         start[s] = min(start[s], start[s + 1])
     return weight, start
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _windowed_x_segments(window: np.ndarray, width: int, cells: int, dtype_like: np.ndarray) -> tuple:
+    """``_x_segments`` of each batch item's crop window ``(top, left, full_height, full_width)``."""
+    weights = np.empty((window.shape[0], width), dtype_like.dtype)
+    starts = np.empty((window.shape[0], cells + 1), np.int64)
+    for b in range(window.shape[0]):
+        weights[b], starts[b] = _x_segments(width, window[b, 1], window[b, 3], cells, dtype_like)
+    return weights, starts
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -323,7 +338,7 @@ def _guided_slice_apply_hwc(
 ) -> None:
     height, width = image.shape[0], image.shape[1]
     cells_x, depth = cells.shape[2] - 1, cells.shape[3]
-    wx, start = _x_segments(width, cells_x, image)
+    wx, start = _x_segments(width, 0, width, cells_x, image)
     zero, one = image.dtype.type(0), image.dtype.type(1)
     for y in prange(height):
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
@@ -349,12 +364,14 @@ def _guided_slice_apply_hwc(
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
-    tanh_p: np.ndarray, tanh_q: np.ndarray, out: np.ndarray,
+    tanh_p: np.ndarray, tanh_q: np.ndarray, window: np.ndarray, out: np.ndarray,
 ) -> None:
-    """Batched forward; the guide is computed here (``pointwise``) or read from ``guide``."""
+    """Batched forward; the guide is computed here (``pointwise``) or read from ``guide``; item
+    ``b`` is the crop ``window[b] = (top, left, full_height, full_width)`` of the photo its grid
+    was made from."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     cells_x, depth = cells.shape[2] - 1, cells.shape[3]
-    wx, start = _x_segments(width, cells_x, image)
+    wxs, starts = _windowed_x_segments(window, width, cells_x, image)
     for row in prange(batch * height):
         b, y = row // height, row % height
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
@@ -365,15 +382,15 @@ def _slice_apply_nchw(
             _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
         else:
             guide_row[:] = guide[b, y]
-        _row_grid(cells, b, y, height, rowgrid)
+        _row_grid(cells, b, window[b, 0] + y, window[b, 2], rowgrid)
         _clamped_z(guide_row, depth, gz)
-        _slice_apply_row(rowgrid, start, wx, gz, r, g, bl, out[b, 0, y], out[b, 1, y], out[b, 2, y])
+        _slice_apply_row(rowgrid, starts[b], wxs[b], gz, r, g, bl, out[b, 0, y], out[b, 1, y], out[b, 2, y])
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_backward_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
-    tanh_p: np.ndarray, tanh_q: np.ndarray, grad_out: np.ndarray, blocks: int,
+    tanh_p: np.ndarray, tanh_q: np.ndarray, window: np.ndarray, grad_out: np.ndarray, blocks: int,
     grad_cell_blocks: np.ndarray, grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
 ) -> None:
     """Gradients of ``_slice_apply_nchw``. Rows are split in ``blocks``, each adding its (cell-major)
@@ -381,7 +398,7 @@ def _slice_apply_backward_nchw(
     ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads write the same cell."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     cells_y, cells_x, depth = cells.shape[1], cells.shape[2] - 1, cells.shape[3]
-    wx, start = _x_segments(width, cells_x, image)
+    wxs, starts = _windowed_x_segments(window, width, cells_x, image)
     rows_total = batch * height
     for block in prange(blocks):
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
@@ -397,7 +414,8 @@ def _slice_apply_backward_nchw(
                 _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
             else:
                 guide_row[:] = guide[b, y]
-            _row_grid(cells, b, y, height, rowgrid)
+            full_y, full_height = window[b, 0] + y, window[b, 2]
+            _row_grid(cells, b, full_y, full_height, rowgrid)
             _clamped_z(guide_row, depth, gz)
             grad_rowgrid[:] = 0
             grad_guide_row[:] = 0
@@ -405,7 +423,7 @@ def _slice_apply_backward_nchw(
             gi_g[:] = 0
             gi_b[:] = 0
             _slice_apply_backward_row(
-                rowgrid, start, wx, gz, r, g, bl, grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y],
+                rowgrid, starts[b], wxs[b], gz, r, g, bl, grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y],
                 grad_rowgrid, grad_guide_row, gi_r, gi_g, gi_b,
             )
             _guide_gradient_row(guide_row, grad_guide_row, depth, grad_guide_row)
@@ -414,7 +432,7 @@ def _slice_apply_backward_nchw(
                     r, g, bl, weights, guide_row, grad_guide_row, grad_weight_blocks[block], gi_r, gi_g, gi_b
                 )
             # rowgrid = cells[y0] + wy (cells[y1] - cells[y0]): spread its gradient back
-            y0, y1, wy = _y_cell(y, height, cells_y)
+            y0, y1, wy = _y_cell(full_y, full_height, cells_y)
             wy_t = image.dtype.type(wy)
             low, high = grad_cell_blocks[block, b, y0].ravel(), grad_cell_blocks[block, b, y1].ravel()
             flat = grad_rowgrid.ravel()
@@ -484,13 +502,14 @@ class _FusedFullRes(torch.autograd.Function):
     3-16-1 net computed inside the kernel from its weights (``guide`` None)."""
 
     @staticmethod
-    def forward(ctx, grid, image, guide, w1, b1, w2, b2):  # type: ignore[override]
+    def forward(ctx, grid, image, guide, w1, b1, w2, b2, window):  # type: ignore[override]
         weights = None if guide is not None else (w1, b1, w2, b2)
         ctx.has_guide = guide is not None
+        ctx.window = window.numpy().astype(np.int64)
         ctx.save_for_backward(grid, image, *((guide,) if guide is not None else weights))
         out = torch.empty(image.shape, dtype=image.dtype)
         _threads()
-        _slice_apply_nchw(*_kernel_args(grid, image, guide, weights), out.numpy())
+        _slice_apply_nchw(*_kernel_args(grid, image, guide, weights), ctx.window, out.numpy())
         return out
 
     @staticmethod
@@ -507,15 +526,15 @@ class _FusedFullRes(torch.autograd.Function):
         grad_guide = np.empty((batch, height, width), dtype)
         grad_image = np.empty(image.shape, dtype)
         _slice_apply_backward_nchw(
-            *args, grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image
+            *args, ctx.window, grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image
         )
         grad_grid_sum = torch.from_numpy(_grid_major(grad_cells.sum(axis=0)))
         if ctx.has_guide:
-            return grad_grid_sum, torch.from_numpy(grad_image), torch.from_numpy(grad_guide), None, None, None, None
+            return grad_grid_sum, torch.from_numpy(grad_image), torch.from_numpy(grad_guide), None, None, None, None, None
         n = GUIDE_HIDDEN
         summed = torch.from_numpy(grad_weights.sum(axis=0))
         return (grad_grid_sum, torch.from_numpy(grad_image), None, summed[: 3 * n].view(n, 3),
-                summed[3 * n: 4 * n], summed[4 * n: 5 * n].view(1, n), summed[5 * n:])
+                summed[3 * n: 4 * n], summed[4 * n: 5 * n].view(1, n), summed[5 * n:], None)
 
 
 def _check(grid: torch.Tensor, image: torch.Tensor) -> None:
@@ -527,23 +546,31 @@ def _check(grid: torch.Tensor, image: torch.Tensor) -> None:
         raise ValueError("the fused kernel takes CPU tensors of one float dtype")
 
 
-def fused_slice_apply(grid: torch.Tensor, guide: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Drop-in for ``apply_affine(bilateral_slice(grid, guide), image)`` on CPU tensors, differentiable.
+def fused_slice_apply(
+    grid: torch.Tensor, guide: torch.Tensor, image: torch.Tensor, window: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Drop-in for ``apply_affine(bilateral_slice(grid, guide, window), image)`` on CPU tensors,
+    differentiable.
 
-    Args: grid ``(B, 12, D, Hg, Wg)``, guide ``(B, H, W)``, image ``(B, 3, H, W)``, one float dtype.
+    Args: grid ``(B, 12, D, Hg, Wg)``, guide ``(B, H, W)``, image ``(B, 3, H, W)``, one float dtype;
+    window ``(B, 4)`` (see ``bilateral_slice``) or None for whole photos.
     """
     _check(grid, image)
     if guide.shape != (image.shape[0], *image.shape[2:]) or guide.dtype != image.dtype:
         raise ValueError(f"guide {tuple(guide.shape)} must be (B, H, W) of image {tuple(image.shape)}")
-    return _FusedFullRes.apply(grid, image, guide, None, None, None, None)
+    window = checked_window(window, image.shape[0], *image.shape[2:])
+    return _FusedFullRes.apply(grid, image, guide, None, None, None, None, window)
 
 
 def fused_guided_slice_apply(
-    grid: torch.Tensor, image: torch.Tensor, hidden: torch.nn.Linear, out: torch.nn.Linear
+    grid: torch.Tensor, image: torch.Tensor, hidden: torch.nn.Linear, out: torch.nn.Linear,
+    window: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The pointwise guide ``sigmoid(out(relu(hidden(pixel))))`` + slice + apply in one kernel,
-    differentiable in the grid, the image and the guide's weights."""
+    differentiable in the grid, the image and the guide's weights; ``window`` as in
+    ``fused_slice_apply``."""
     _check(grid, image)
     if hidden.weight.shape != (GUIDE_HIDDEN, 3):
         raise ValueError(f"the fused guide is 3-{GUIDE_HIDDEN}-1; hidden weights have shape {tuple(hidden.weight.shape)}")
-    return _FusedFullRes.apply(grid, image, None, hidden.weight, hidden.bias, out.weight, out.bias)
+    window = checked_window(window, image.shape[0], *image.shape[2:])
+    return _FusedFullRes.apply(grid, image, None, hidden.weight, hidden.bias, out.weight, out.bias, window)

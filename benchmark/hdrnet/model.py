@@ -154,14 +154,22 @@ class HDRNet(nn.Module):
             return F.interpolate(image, size=size, mode="nearest")
         return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2)."""
-        grid = self.coefficients(self.lowres(image))
+    def forward(
+        self, image: torch.Tensor, lowres: torch.Tensor | None = None, window: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2).
+
+        With ``lowres`` (``(B, 3, s, s)``, ``self.lowres`` of the whole photos) and ``window``
+        (``(B, 4)``, see ``bilateral_slice``), ``image`` is a crop of each photo: the grid comes from
+        the whole photo, as at test time, and the crop is sliced at its place in it, so the output
+        equals that crop of the whole photo's output.
+        """
+        grid = self.coefficients(self.lowres(image) if lowres is None else lowres)
         if self.fullres == "fused" and image.device.type == "cpu":
             if isinstance(self.guide, PointwiseGuide):  # guide computed inside the fused kernel
-                return fused_guided_slice_apply(grid, image, self.guide.hidden, self.guide.out)
-            return fused_slice_apply(grid, self.guide(image), image)
-        return apply_affine(bilateral_slice(grid, self.guide(image)), image)
+                return fused_guided_slice_apply(grid, image, self.guide.hidden, self.guide.out, window)
+            return fused_slice_apply(grid, self.guide(image), image, window)
+        return apply_affine(bilateral_slice(grid, self.guide(image), window), image)
 
     @torch.no_grad()
     def enhance(self, image: np.ndarray) -> np.ndarray:
