@@ -94,7 +94,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             f"model={cfg.model.name} runs the task's reference operator at low resolution, "
             f"but task={cfg.task.name} has none here ({data.source})"
         )
-    print(f"{len(data.train)} training and {len(data.test)} test pairs: {data.source}", flush=True)
+    made = f" ({data.augmented} of them operator-made variants, data.augment)" if data.augmented else ""
+    print(f"{len(data.train)} training{made} and {len(data.test)} test pairs: {data.source}", flush=True)
     if issues.skipped:
         print(f"{len(issues.skipped)} bad file(s) skipped (listed in results.json)", flush=True)
     lpips = Lpips.load(cfg.eval.lpips_net)
@@ -114,6 +115,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "profile": cfg.profile_name,
         "synthetic": data.synthetic,
         "data_source": data.source,
+        "pairs": {"train": len(data.train), "augmented": data.augmented, "test": len(data.test)},
         "skipped_files": issues.skipped,
         "needs_operator": model.needs_operator,
         "upper_bound": getattr(model, "upper_bound", False),  # fits on the full-res output (recipes)

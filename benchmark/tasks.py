@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.approximator import Operator
+from benchmark.augment import AugmentConfig, pair_variants, photo_variants
 from benchmark.data import DataIssues, load_photos, split_items
 from benchmark.errors import BenchmarkError
 from benchmark.pair_folders import PairFolder, load_pair_folder, read_names
@@ -26,6 +27,7 @@ class TaskData:
     operator: Operator | None  # None when the targets were made by people
     synthetic: bool  # targets from a built-in stand-in (e.g. synthetic Photoshop looks)
     source: str  # where the pairs came from, for the console and results.json
+    augmented: int = 0  # of the training pairs, how many are variants (data.augment)
 
 
 def instantiate(node: DictConfig, key: str) -> Any:
@@ -56,9 +58,13 @@ def split_seed(cfg: DictConfig) -> int:
 
 
 def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues, crop_size: int | None = None) -> TaskData:
-    """Load, split and (for operator tasks) make the pairs of ``cfg.task``; ``crop_size``: the
-    training crop of a learned model, checked against the training photos first."""
+    """Load, split and (for operator tasks) make the pairs of ``cfg.task``. ``crop_size``: the
+    training crop of a learned model that will train, checked against the training photos first;
+    only then are ``data.augment`` variants added to the training pairs (nothing else trains)."""
     task = cfg.task
+    augment = AugmentConfig.from_config(cfg.data.get("augment"))
+    variants = augment.variants if crop_size is not None else 0
+    min_side = max(crop_size or 0, cfg.data.min_side)
     pairs_cfg = task.get("pairs")
     if pairs_cfg is not None and pairs_cfg.root:
         layout = PairFolder(Path(pairs_cfg.root).expanduser(), pairs_cfg.input_dir, pairs_cfg.output_dir,
@@ -67,7 +73,8 @@ def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues, crop_size
         train, test = _folder_split(layout, pairs, cfg, issues)
         if crop_size is not None:
             check_crop_size(crop_size, [pair.input for pair in train])
-        return TaskData(train, test, None, False, f"pairs from {layout.root}")
+        extra = pair_variants(train, replace(augment, variants=variants), cfg.seed, min_side)
+        return TaskData(train + extra, test, None, False, f"pairs from {layout.root}", len(extra))
     if task.get("operator") is None:
         raise BenchmarkError(task.get("missing_data") or f"task={task.name} needs data.root")
     operator = instantiate(task.operator, "task.operator")
@@ -80,9 +87,10 @@ def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues, crop_size
     train_photos, test_photos = split_items(photos, cfg.data.test_fraction, split_seed(cfg))
     if crop_size is not None:  # before the operator runs on every photo, not after
         check_crop_size(crop_size, [photo.image for photo in train_photos])
-    train, reused_train = make_pairs(train_photos, task.name, operator, params, cache_dir)
+    extra = photo_variants(train_photos, replace(augment, variants=variants), cfg.seed, min_side)
+    train, reused_train = make_pairs(train_photos + extra, task.name, operator, params, cache_dir)
     test, reused_test = make_pairs(test_photos, task.name, operator, params, cache_dir)
     synthetic = bool(task.get("synthetic", False))
     source = f"{'synthetic ' if synthetic else ''}pairs made by {task.operator._target_} " \
              f"({reused_train + reused_test} of {len(train) + len(test)} from the cache in {cache_dir})"
-    return TaskData(train, test, operator, synthetic, source)
+    return TaskData(train, test, operator, synthetic, source, len(extra))
