@@ -35,11 +35,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def use_threads(threads: int | None) -> int:
-    """Fix the thread count (None: torch's default, one per physical core) and deterministic
-    kernels; returns the thread count in use."""
+    """Fix the thread count (None: torch's default, one per physical core), denormal flushing and
+    deterministic kernels; returns the thread count in use."""
     if threads is not None:
         torch.set_num_threads(threads)
     cv2.setNumThreads(torch.get_num_threads())
+    # Denormals flushed to zero for every model, not only after a learned one was built (it needs
+    # them flushed: CPU steps ~100x slower otherwise): the flag is the CPU's, process-wide, and
+    # numpy code such as JBU's range weights near underflow changed with what ran before in a sweep.
+    torch.set_flush_denormal(True)
     # CUDA's deterministic cuBLAS needs this before the first call; CPU kernels are unaffected.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # warn_only: an op without a deterministic CUDA kernel (grid_sample's backward) warns, not stops
