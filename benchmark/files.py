@@ -53,7 +53,7 @@ def staging_folder(target: Path) -> Path:
     the umask's permissions rather than mkdtemp's 0700."""
     with write_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        staging = _temporary(target)
         staging.mkdir(0o777)  # minus the umask
     return staging
 
