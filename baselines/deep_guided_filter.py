@@ -51,6 +51,8 @@ monitoring passes run under ``no_grad`` without ``eval()`` and must not change t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -249,6 +251,22 @@ def guided_filter_layer(
     return torch.addcmul(b_h, a_h, guide_hr)
 
 
+def upsample_window(low: torch.Tensor, window: Sequence[int], size: Sequence[int]) -> torch.Tensor:
+    """The ``size`` crop at ``window = (top, left, height, width)`` of ``low`` ``(B, C, h, w)`` upsampled
+    bilinearly to ``(height, width)``: ``(B, C, *size)``, equal (up to rounding) to
+    ``F.interpolate(low, (height, width), mode="bilinear")[..., top:top + size[0], left:left + size[1]]``.
+
+    Pixel centres (align_corners=False): full-resolution pixel x sits at (x + 0.5) w / width - 0.5,
+    clamped to the border, in both.
+    """
+    top, left, height, width = window
+    ys = (2 * torch.arange(top, top + size[0], device=low.device, dtype=low.dtype) + 1) / height - 1
+    xs = (2 * torch.arange(left, left + size[1], device=low.device, dtype=low.dtype) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (size_y, size_x, (x, y))
+    return F.grid_sample(low, grid.expand(low.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
 class DeepGuidedFilter(nn.Module):
     """Full-resolution ``(B, 3, H, W)`` -> ``(B, 3, H, W)``: CAN at low res + trainable guided filter."""
 
@@ -276,11 +294,29 @@ class DeepGuidedFilter(nn.Module):
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2)."""
-        lowres = self.lowres(image)
-        target_lr = self.lowres_net(lowres)
-        return guided_filter_layer(self.guide(lowres), target_lr, self.guide(image), self.radius, self.eps)
+    def forward(
+        self, image: torch.Tensor, lowres: Sequence[torch.Tensor] | None = None, window: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2).
+
+        train.context=photo: ``lowres`` holds ``self.lowres`` of each crop's whole photo (``(3, h, w)``
+        each; their shapes may differ) and ``window`` ``(B, 4)`` each crop's (top, left, height, width)
+        in it. Each crop is then filtered as that window of the whole photo's output. Photo by photo,
+        so the CAN's batch statistics are each photo's own.
+        """
+        if lowres is None:
+            lowres_image = self.lowres(image)
+            target_lr = self.lowres_net(lowres_image)
+            return guided_filter_layer(self.guide(lowres_image), target_lr, self.guide(image), self.radius, self.eps)
+        if window is None:
+            raise ValueError("a whole-photo low-res view needs the crop windows")
+        crops = []
+        for crop, photo_lr, crop_window in zip(image, lowres, window.tolist()):
+            a, b = guided_filter_coefficients(self.guide(photo_lr[None]), self.lowres_net(photo_lr[None]),
+                                              self.radius, self.eps)
+            a_h, b_h = upsample_window(torch.cat([a, b], 1), crop_window, crop.shape[-2:]).split(a.shape[1], dim=1)
+            crops.append(torch.addcmul(b_h, a_h, self.guide(crop[None]))[0])
+        return torch.stack(crops)
 
 
 class DeepGuidedFilterApproximator(NetworkApproximator):

@@ -151,11 +151,8 @@ class WeightPredictor(nn.Module):
             self.output.bias.fill_(1.0)  # as the code
             self.output.weight[0].zero_()  # our choice: w_0 = 1 for every image -> identity at start
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` -> ``(B, N)``."""
-        small = F.interpolate(
-            image, size=(CNN_INPUT_SIZE, CNN_INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True
-        )
+    def forward(self, small: torch.Tensor) -> torch.Tensor:
+        """The image resized to the CNN's input, ``(B, 3, 256, 256)`` -> ``(B, N)``."""
         small = small.contiguous(memory_format=torch.channels_last)  # oneDNN convs: a little faster on CPU
         features = self.dropout(self.features(small))
         weights = F.conv2d(features, self.output.weight * self.output_gain, self.output.bias)
@@ -185,16 +182,27 @@ class ImageAdaptiveLUT(nn.Module):
         self.lambda_smooth, self.lambda_monotone = lambda_smooth, lambda_monotone
         self._last_weights: torch.Tensor | None = None
 
-    def fused_luts(self, image: torch.Tensor) -> torch.Tensor:
-        """``phi = sum_n w_n(image) phi_n`` for each image: ``(B, 3, M, M, M)``."""
-        weights = self.weights(image)
+    def lowres(self, image: torch.Tensor) -> torch.Tensor:
+        """What the CNN sees: ``(B, 3, H, W)`` -> ``(B, 3, 256, 256)`` (antialiased bilinear, §3.2)."""
+        size = (CNN_INPUT_SIZE, CNN_INPUT_SIZE)
+        return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+    def fused_luts(self, lowres: torch.Tensor) -> torch.Tensor:
+        """``phi = sum_n w_n(image) phi_n`` for each image, from ``lowres(image)``: ``(B, 3, M, M, M)``."""
+        weights = self.weights(lowres)
         if self.training and torch.is_grad_enabled():
             self._last_weights = weights  # for the weight-norm term of regularization()
         return torch.einsum("bn,ncdhw->bcdhw", weights, self.luts)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2)."""
-        return apply_lut(self.fused_luts(image), image)
+    def forward(
+        self, image: torch.Tensor, lowres: torch.Tensor | None = None, window: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``image: (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` (not clipped, as trained with L2).
+
+        With ``lowres`` (``self.lowres`` of the whole photos, train.context=photo) the LUT weights come
+        from the whole photo; the LUT is applied pixel by pixel, so a crop's ``window`` changes nothing.
+        """
+        return apply_lut(self.fused_luts(self.lowres(image) if lowres is None else lowres), image)
 
     def regularization(self) -> torch.Tensor:
         """lambda_s (R_s on the basis LUTs + mean w^2 of the last training batch) + lambda_m R_m (§3.3)."""

@@ -28,8 +28,9 @@ CONTEXTS = ("crop", "photo")
 
 @runtime_checkable
 class WholePhotoModel(Protocol):
-    """A network whose image-wide part reads a low-resolution copy of the photo (HDRNet): it can
-    train on crops while seeing the whole photo, as it does at test time (train.context=photo)."""
+    """A network whose image-wide part reads a low-resolution copy of the photo (HDRNet, the deep
+    guided filter, the 3D LUTs): it can train on crops while seeing the whole photo, as it does at
+    test time (train.context=photo)."""
 
     def lowres(self, image: torch.Tensor) -> torch.Tensor: ...
 
@@ -68,7 +69,9 @@ def check_crop_size(crop_size: int, images: list[np.ndarray]) -> None:
         )
 
 
-Batch = tuple[torch.Tensor, ...]  # inputs, targets (B, 3, S, S) [, lowres (B, 3, s, s), window (B, 4)]
+# inputs, targets (B, 3, S, S) [, lowres (B, 3, h, w) or, where the photos' views differ in shape,
+# a list of B (3, h_i, w_i), window (B, 4)]
+Batch = tuple[torch.Tensor | list[torch.Tensor], ...]
 
 
 class CropSampler:
@@ -126,7 +129,8 @@ class CropSampler:
         batch = (torch.stack(inputs), torch.stack(targets))
         if self.lowres is None:
             return batch
-        return (*batch, torch.stack(lowres), torch.tensor(windows, dtype=torch.int64))
+        same_shape = len({view.shape for view in lowres}) == 1
+        return (*batch, torch.stack(lowres) if same_shape else lowres, torch.tensor(windows, dtype=torch.int64))
 
 
 def _psnr_from_mse(mse: float) -> float:
@@ -232,7 +236,7 @@ def train_network(
         torch.manual_seed(seed)
         if cfg.context == "photo" and not isinstance(model, WholePhotoModel):
             raise BenchmarkError(f"train.context=photo needs a model whose image-wide part reads a low-resolution "
-                                 f"copy of the photo (hdrnet); {type(model).__name__} has none")
+                                 f"copy of the photo; {type(model).__name__} has none")
         sampler = CropSampler(train_pairs, cfg.crop_size, cfg.batch_size, seed,
                               model.lowres if cfg.context == "photo" else None)
         model.to(device)
@@ -276,7 +280,8 @@ def train_network(
         try:
             while state["step"] < cfg.steps:
                 started = time.perf_counter()
-                inputs, targets, *context = (t.to(device) for t in sampler.sample())
+                inputs, targets, *context = (t.to(device) if isinstance(t, torch.Tensor) else [v.to(device) for v in t]
+                                             for t in sampler.sample())
                 loss = F.mse_loss(model(inputs, *context), targets)  # L2 at full resolution (HDRNet §3.5)
                 if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
                     loss = loss + model.regularization()

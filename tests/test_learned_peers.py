@@ -14,6 +14,7 @@ from baselines.deep_guided_filter import (
     DeepGuidedFilterApproximator,
     GuidanceNet,
     guided_filter_layer,
+    upsample_window,
 )
 from baselines.lut3d import (
     ImageAdaptiveLUT,
@@ -27,7 +28,7 @@ from benchmark.__main__ import run
 from benchmark.data import BUNDLED_PHOTOS
 from benchmark.images import read_image, resize, to_tensor
 from benchmark.pairs import Pair
-from benchmark.train import TrainConfig, train_network
+from benchmark.train import CropSampler, TrainConfig, train_network
 from tests.conftest import compose_config
 
 M = 33  # LUT entries per axis
@@ -151,7 +152,7 @@ def test_lut_model_starts_at_the_identity():
         with torch.no_grad():
             assert (model(image) - image).abs().max() < 1e-5
     with torch.no_grad():
-        weights = model.weights(torch.cat([image, photo("kodim07")]))
+        weights = model.weights(model.lowres(torch.cat([image, photo("kodim07")])))
     assert torch.allclose(weights[:, 0], torch.ones(2))  # w_0 = 1; w_1, w_2 image-dependent
     assert (weights[0, 1:] - weights[1, 1:]).abs().min() > 1e-3
 
@@ -269,6 +270,41 @@ def test_batch_statistics_only_in_gradient_steps():
 
 
 # ---------------------------------------------------------------------------------------------
+# Whole-photo context (train.context=photo)
+
+
+def test_upsample_window_equals_the_crop_of_the_full_upsampling():
+    low = torch.rand(2, 6, 9, 13, dtype=torch.float64)
+    full = torch.nn.functional.interpolate(low, size=(70, 101), mode="bilinear", align_corners=False)
+    for top, left in [(0, 0), (37, 64), (22, 5)]:
+        crop = upsample_window(low, (top, left, 70, 101), (33, 37))
+        assert torch.allclose(crop, full[..., top:top + 33, left:left + 37], atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [DeepGuidedFilter, ImageAdaptiveLUT], ids=["deep_guided_filter", "lut3d"])
+def test_crops_with_the_whole_photo_view_equal_crops_of_the_whole_output(make):
+    """Output on a crop, given the whole photo's low-res view and the crop's window = that window of the
+    output on the whole photo (a landscape and a portrait photo in one batch: views of two shapes)."""
+    model = make().eval()
+    with torch.no_grad():  # make the image-wide parts far from the identity start
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    photos = [photo("kodim03", (96, 144))[0], photo("kodim04", (144, 96))[0]]
+    pairs = [Pair(str(i), p.permute(1, 2, 0).numpy(), p.permute(1, 2, 0).numpy()) for i, p in enumerate(photos)]
+    inputs, _, lowres, window = CropSampler(pairs, 40, 6, seed=3, lowres=model.lowres).sample()
+    assert isinstance(lowres, list) == (make is DeepGuidedFilter)  # the DGF keeps the aspect: two shapes
+    flipped = [p.flip(dims) if dims else p for p in photos for dims in ([], [-1], [-2], [-1, -2])]
+    with torch.no_grad():
+        crops = model(inputs, lowres, window)
+        for crop_input, crop, view, (top, left, height, width) in zip(inputs, crops, lowres, window.tolist()):
+            whole = next(p for p in flipped if p.shape[1:] == (height, width)
+                         and torch.equal(p[:, top:top + 40, left:left + 40], crop_input)
+                         and torch.equal(model.lowres(p[None])[0], view))
+            output = model(whole[None])[0]
+            assert (crop - output[:, top:top + 40, left:left + 40]).abs().max() < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
 # Both learn, and both run through the harness
 
 
@@ -294,11 +330,11 @@ def test_learns_a_gamma_curve(make, tmp_path):
     assert summary["curve"][-1]["test_psnr"] > summary["curve"][0]["test_psnr"] + 1
 
 
+@pytest.mark.parametrize("context", ["crop", "photo"])
 @pytest.mark.parametrize("model_name", ["deep_guided_filter", "lut3d"])
-def test_smoke_run_through_the_harness(model_name, photo_dir, tmp_path):
-    cfg = compose_config(
-        ["profile=smoke", f"model={model_name}", f"data.root={photo_dir}", f"data.cache_dir={tmp_path}"]
-    )
+def test_smoke_run_through_the_harness(model_name, context, photo_dir, tmp_path):
+    cfg = compose_config(["profile=smoke", f"model={model_name}", f"data.root={photo_dir}",
+                          f"data.cache_dir={tmp_path}", f"train.context={context}"])
     results = run(cfg, tmp_path / "run")
     assert results["model"] == model_name
     assert results["parameters"] == {"deep_guided_filter": 27_068, "lut3d": 593_516}[model_name]

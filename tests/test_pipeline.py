@@ -186,13 +186,14 @@ def test_whole_photo_context_batches_are_crops_of_the_flipped_photo_at_their_win
         assert True in matches
 
 
-def test_context_photo_trains_hdrnet_and_is_refused_for_models_without_a_whole_photo_view(tmp_path):
+def test_context_photo_trains_hdrnet_and_is_refused_for_models_without_a_whole_photo_view(tmp_path, rng):
     results = run(compose_config(["profile=smoke", "train.context=photo", f"data.cache_dir={tmp_path / 'cache'}"]),
                   tmp_path / "run")
     assert results["summary"]["psnr"] > results["summary"]["identity_psnr"]
+    cfg = TrainConfig(steps=1, batch_size=1, crop_size=32, lr=1e-3, lr_schedule="cosine", weight_decay=0,
+                      checkpoint_every=1, eval_every=1, context="photo")
     with pytest.raises(BenchmarkError, match="train.context=photo needs a model"):
-        run(compose_config(["profile=smoke", "model=lut3d", "train.context=photo",
-                            f"data.cache_dir={tmp_path / 'cache'}"]), tmp_path / "lut")
+        train_network(torch.nn.Conv2d(3, 3, 1), _pairs(rng, 1), [], cfg, tmp_path / "c.pt", torch.device("cpu"), 0)
     with pytest.raises(BenchmarkError, match="train.context='tile' is not one of crop, photo"):
         run(compose_config(["profile=smoke", "train.context=tile", f"data.cache_dir={tmp_path / 'cache'}"]),
             tmp_path / "bad")
