@@ -156,7 +156,8 @@ def test_index_renders_in_headless_chromium(report):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium on PATH: the html.parser link check above still ran")
-    dom = subprocess.run([chromium, "--headless", "--dump-dom", (report / "index.html").as_uri()],
+    # --no-sandbox: chromium refuses to start as root (CI runs as root) without it
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--dump-dom", (report / "index.html").as_uri()],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "Table 1: quality" in dom and "explainer_slicing.png" in dom
 
