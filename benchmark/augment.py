@@ -129,6 +129,14 @@ def _variant_hash(source_hash: str, drawn: Mapping[str, Any]) -> str:
     return hashlib.sha256((source_hash + json.dumps(drawn, sort_keys=True)).encode()).hexdigest()
 
 
+VARIANT_MARK = "~aug"  # a variant's name: <source name>~aug<k>
+
+
+def is_variant(name: str) -> bool:
+    """Whether a training pair is an augmented variant (not one of the photos themselves)."""
+    return VARIANT_MARK in name
+
+
 def photo_variants(photos: list[Photo], config: AugmentConfig, seed: int, min_side: int) -> list[Photo]:
     """``config.variants`` new photos per training photo, named ``<name>~aug<k>``."""
     variants = []
@@ -137,7 +145,7 @@ def photo_variants(photos: list[Photo], config: AugmentConfig, seed: int, min_si
         for variant in range(config.variants):
             drawn = draw_settings(kinds, config, _variant_rng(seed, index, variant))
             image = geometric(photometric(photo.image, drawn), drawn, min_side)
-            variants.append(Photo(f"{photo.name}~aug{variant}", image, _variant_hash(photo.content_hash, drawn)))
+            variants.append(Photo(f"{photo.name}{VARIANT_MARK}{variant}", image, _variant_hash(photo.content_hash, drawn)))
     return variants
 
 
@@ -150,6 +158,6 @@ def pair_variants(pairs: list[Pair], config: AugmentConfig, seed: int, min_side:
     for index, pair in enumerate(pairs):
         for variant in range(config.variants):
             drawn = draw_settings(kinds, config, _variant_rng(seed, index, variant))
-            variants.append(Pair(f"{pair.name}~aug{variant}", geometric(pair.input, drawn, min_side),
+            variants.append(Pair(f"{pair.name}{VARIANT_MARK}{variant}", geometric(pair.input, drawn, min_side),
                                  geometric(pair.target, drawn, min_side)))
     return variants

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from benchmark import settings
+from benchmark.augment import is_variant
 from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
 from benchmark.images import to_tensor
@@ -316,14 +317,17 @@ def train_network(
             ) from None
         bar.close()
         model.eval()
-        if "loss_after" not in state:
+        if "train_psnr" not in state:  # as test PSNR, on the training photos themselves (not their variants)
             state["loss_after"] = full_loss(model, train_pairs, device)
+            state["train_psnr"] = mean_psnr(model, [p for p in train_pairs if not is_variant(p.name)], device)
             save()
+        bar.write(f"PSNR on the training photos (their variants left out): {state['train_psnr']:.2f} dB")
         return {
             "steps": state["step"],
             "train_seconds": state["train_seconds"],
             "loss_before": state["loss_before"],
             "loss_after": state["loss_after"],
+            "train_psnr": state["train_psnr"],
             "checkpoint": str(checkpoint_path),
             "curve": state["curve"],
         }

@@ -40,6 +40,7 @@ def test_smoke_run_end_to_end_then_reuses_cache_and_checkpoint(tmp_path):
     assert not set(results["split"]["train"]) & set(results["split"]["test"])
     training = results["training"]
     assert training["steps"] == 16 and training["loss_after"] < training["loss_before"]
+    assert training["train_psnr"] > 10 * np.log10(1 / training["loss_before"])  # on the training photos
     assert (tmp_path / "run1" / "training_curve.csv").read_text().startswith("step,train_seconds,test_psnr")
     assert "mean" in first.stdout and "speedup" in first.stdout
     assert "0 of 4 from the cache" in first.stdout
