@@ -21,7 +21,7 @@ from benchmark.data import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.files import staging_folder, write_errors
 from benchmark.report_explainer import write_explainer
-from benchmark.report_figures import write_figures
+from benchmark.report_figures import comparison_images, write_figures
 from benchmark.report_html import write_html
 from benchmark.report_tables import (
     QUALITY_METRICS,
@@ -179,11 +179,13 @@ def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path], 
     for task, profiles in selected.groupby("task")["profile"].unique().items():
         if len(profiles) > 1:
             notes.append(f"{task}: Table 1 mixes profiles {sorted(map(str, profiles))} (different images/budgets).")
-    if incomplete:
-        reasons = [f"{folder}" + (f" ({(folder / 'error.txt').read_text().strip()})"
-                                  if (folder / "error.txt").is_file() else "") for folder in incomplete]
-        notes.append(f"{len(incomplete)} run folder(s) without results.json ignored (interrupted or failed): "
-                     + ", ".join(reasons))
+    by_reason: dict[str, list[str]] = {}  # one line per distinct reason, not one per folder
+    for folder in incomplete:
+        error = folder / "error.txt"
+        reason = " ".join(error.read_text().split()) if error.is_file() else "interrupted (no error.txt)"
+        by_reason.setdefault(reason, []).append(folder.name)
+    for reason, folders in by_reason.items():
+        notes.append(f"{len(folders)} run folder(s) without results.json ignored ({', '.join(folders)}): {reason}")
     if non_finite:
         notes.append(f"{len(non_finite)} run(s) with NaN or infinite results left out: "
                      + ", ".join(str(path.parent) for path in non_finite))
@@ -202,8 +204,11 @@ def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, 
     for table in [*quality, *speeds, sources, environment]:
         write_table(table, folder / "tables")
     figures = write_figures(runs, images, selected, folder / "figures")
+    comparisons = [comparison for task in sorted(selected["task"].unique())
+                   if (comparison := comparison_images(task, selected[selected["task"] == task],
+                                                       folder / "figures" / "compare")) is not None]
     explainer = write_explainer(folder / "figures")
-    write_html(folder / "index.html", quality, speeds, figures, explainer, sources, environment,
+    write_html(folder / "index.html", quality, speeds, figures, comparisons, explainer, sources, environment,
                caveats(runs, selected, incomplete, non_finite))
 
 

@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from benchmark.images import read_image
+from benchmark.images import read_image, resize, write_image
 from benchmark.report_tables import IDENTITY, model_order
 
 ERROR_GAIN = 4  # |output - target| is multiplied by this so small errors are visible
 GRID_KEYS = ("grid.spatial", "grid.luma_bins")
 EXAMPLE_IMAGES = 2
+COMPARE_SIDE = 640  # longer side of the before/after slider's JPEGs: keeps the report small
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,25 @@ def pareto_front(times: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 def pareto_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
+    """PSNR against time. A model run in several configurations (a grid sweep) is one series with
+    one legend entry; only its default configuration (or its single run) gets a text label."""
     title = "quality vs time per image"
     points = latest_per_label(runs).dropna(subset=["time_ms", "psnr"])
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for upper_bound, marker, face in ((False, "o", None), (True, "s", "none")):
         subset = points[points["upper_bound"] == upper_bound]
-        axis.scatter(subset["time_ms"], subset["psnr"], marker=marker, facecolors=face,
+        labelled = subset[(subset["label"] == subset["model"]) | ~subset["model"].duplicated(keep=False)]
+        axis.scatter(labelled["time_ms"], labelled["psnr"], marker=marker, facecolors=face,
                      edgecolors="C0", label="upper bound (fits on the output)" if upper_bound else "model")
-        for _, row in subset.iterrows():
+        for _, row in labelled.iterrows():
             axis.annotate(row["label"], (row["time_ms"], row["psnr"]), fontsize=7,
                           xytext=(4, 3), textcoords="offset points")
+        variants = subset.drop(labelled.index)
+        for number, (model, series) in enumerate(variants.groupby("model"), start=2):
+            keys = sorted({key for keys in series["override_keys"] for key in keys})
+            axis.scatter(series["time_ms"], series["psnr"], marker="^" if not upper_bound else "s", s=18,
+                         color=f"C{number}", alpha=0.8,
+                         label=f"{model}: {len(series)} other configurations ({', '.join(keys)})")
     candidates = points[~points["upper_bound"]]
     front = pareto_front(candidates["time_ms"].to_numpy(), candidates["psnr"].to_numpy())
     if len(front):
@@ -179,6 +189,38 @@ def examples_figure(task: str, selected: pd.DataFrame, folder: Path) -> Figure:
                 axes[2 * row + 1, column].set_title(f"error × {ERROR_GAIN}", fontsize=7)
     figure.suptitle(f"{task}: {title}", fontsize=9)
     return Figure(task, title, save(figure, folder, f"{task}_examples"))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One test photo of a task for the before/after slider: label (input, target, model) -> JPEG
+    path relative to the report folder."""
+
+    task: str
+    image: str
+    panels: dict[str, str]
+
+
+def comparison_images(task: str, selected: pd.DataFrame, folder: Path) -> Comparison | None:
+    """The first example photo's input, target and every selected model's output, shrunk to
+    ``COMPARE_SIDE`` and written as JPEGs into ``folder``; None when no run saved examples."""
+    runs = selected.set_index("model").loc[model_order(selected)]
+    outputs = {model: _example_files(run_dir) for model, run_dir in runs["run_dir"].items()}
+    outputs = {model: files for model, files in outputs.items() if files}
+    if not outputs:
+        return None
+    name = sorted(next(iter(outputs.values())))[0]
+    source = next(files[name] for files in outputs.values() if name in files)
+    sources = {"input": source / f"{name}_input.png", "target": source / f"{name}_target.png"}
+    sources |= {model: files[name] / f"{name}_output.png" for model, files in outputs.items() if name in files}
+    panels = {}
+    for label, path in sources.items():
+        image = read_image(path)
+        scale = min(1.0, COMPARE_SIDE / max(image.shape[:2]))
+        size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        write_image(folder / f"{task}_{name}_{label}.jpg", resize(image, size))
+        panels[label] = f"{folder.parent.name}/{folder.name}/{task}_{name}_{label}.jpg"
+    return Comparison(task, name, panels)
 
 
 def write_figures(runs: pd.DataFrame, images: pd.DataFrame, selected: pd.DataFrame, folder: Path) -> list[Figure]:

@@ -1,4 +1,11 @@
-"""index.html: one static page (relative links only, no scripts) over the report's tables and figures."""
+"""index.html: one static page (relative links only, no server) over the report's tables and figures.
+
+First what a reader needs to judge the numbers: the caveats (one line each), Table 1 (PSNR), the
+quality-vs-time figures of every task and a before/after slider per task; then the other metrics,
+speed, the per-task figures, the explainer, the run sources and the environment. Two small inline
+scripts: the slider, and a check that marks the page (``data-broken-images``) and warns when an
+image did not load.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from itertools import groupby
 from pathlib import Path
 
 from benchmark.report_explainer import Explainer
-from benchmark.report_figures import Figure
+from benchmark.report_figures import Comparison, Figure
 from benchmark.report_tables import Table, to_html
 
 STYLE = """
@@ -17,6 +24,37 @@ table.table td, table.table th { padding: 0.2em 0.6em; border-bottom: 1px solid 
 figcaption { font-size: 0.9em; color: #333; max-width: 60em; }
 img { max-width: 100%; }
 .note { color: #666; font-style: italic; }
+.caveats li { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; list-style-position: inside; }
+.pareto { display: flex; flex-wrap: wrap; gap: 0.5em; }
+.pareto figure { width: 48%; margin: 0; }
+.compare { display: inline-block; margin: 0 1em 1.5em 0; vertical-align: top; }
+.compare .frame { position: relative; line-height: 0; }
+.compare .frame img { display: block; width: 480px; height: auto; }
+.compare input[type=range] { width: 480px; }
+.compare .over { position: absolute; left: 0; top: 0; }
+.warning { color: #a00; font-weight: bold; }
+"""
+
+SCRIPT = """
+for (const box of document.querySelectorAll(".compare")) {
+  const over = box.querySelector(".over"), under = box.querySelector(".under");
+  const split = box.querySelector(".split");
+  const show = () => { over.style.clipPath = "inset(0 " + (100 - split.value) + "% 0 0)"; };
+  box.querySelector(".left").addEventListener("change", event => { over.src = event.target.value; });
+  box.querySelector(".right").addEventListener("change", event => { under.src = event.target.value; });
+  split.addEventListener("input", show);
+  show();
+}
+window.addEventListener("load", () => {
+  const broken = [...document.images].filter(image => !image.complete || image.naturalWidth === 0);
+  document.body.dataset.brokenImages = broken.length;
+  if (broken.length) {
+    const warning = document.createElement("p");
+    warning.className = "warning";
+    warning.textContent = broken.length + " image(s) did not load: " + broken.map(image => image.src).join(", ");
+    document.body.prepend(warning);
+  }
+});
 """
 
 
@@ -60,33 +98,63 @@ def _explainer(explainer: Explainer) -> str:
     )
 
 
+def _options(comparison: Comparison, chosen: str) -> str:
+    return "".join(f'<option value="{html.escape(src)}"{" selected" if label == chosen else ""}>'
+                   f"{html.escape(label)}</option>" for label, src in comparison.panels.items())
+
+
+def _comparison(comparison: Comparison) -> str:
+    """Before/after slider: the left image is shown left of the handle, the right one right of it."""
+    models = [label for label in comparison.panels if label not in ("input", "target")]
+    left = "hdrnet" if "hdrnet" in models else (models[0] if models else "input")
+    return (
+        f'<div class="compare"><p>{html.escape(comparison.task)} ({html.escape(comparison.image)}): '
+        f'left <select class="left">{_options(comparison, left)}</select> '
+        f'right <select class="right">{_options(comparison, "target")}</select></p>'
+        f'<div class="frame"><img class="under" src="{html.escape(comparison.panels["target"])}" '
+        f'alt="{html.escape(comparison.task)}: target">'
+        f'<img class="over" src="{html.escape(comparison.panels[left])}" alt="{html.escape(comparison.task)}: {left}">'
+        '</div><input class="split" type="range" min="0" max="100" value="50" '
+        f'aria-label="{html.escape(comparison.task)}: split position"></div>'
+    )
+
+
 def write_html(
     path: Path,
     quality: list[Table],
     speeds: list[Table],
     figures: list[Figure],
+    comparisons: list[Comparison],
     explainer: Explainer,
     sources: Table,
     environment: Table,
     caveats: list[str],
 ) -> None:
-    """The whole page; every link is relative to ``path``'s folder."""
+    """The whole page; every link is relative to ``path``'s folder. ``quality[0]`` is Table 1 (PSNR)."""
+    pareto = [figure for figure in figures if figure.stem is not None and figure.stem.endswith("_pareto")]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>bilateral-bench report</title>',
         f"<style>{STYLE}</style></head><body>",
         "<h1>bilateral-bench report</h1>",
-        "<h2>Caveats</h2>",
-        "<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in caveats) + "</ul>"
-        if caveats else '<p class="note">none</p>',
         "<h2>Table 1: quality</h2>",
-        *[_table_section(table) for table in quality],
+        _table_section(quality[0]),
+        "<h3>Caveats</h3>",
+        '<ul class="caveats">' + "".join(f'<li title="{html.escape(note)}">{html.escape(note)}</li>'
+                                          for note in caveats) + "</ul>"
+        if caveats else '<p class="note">none</p>',
+        '<div class="pareto">' + "".join(_figure(figure) for figure in pareto) + "</div>",
+        "<h2>Before / after</h2>",
+        "".join(_comparison(comparison) for comparison in comparisons)
+        or '<p class="note">No run saved example outputs.</p>',
+        "<h2>More quality metrics</h2>",
+        *[_table_section(table) for table in quality[1:]],
         "<h2>Speed</h2>",
         *([_table_section(table) for table in speeds]
           or ['<p class="note">No speed.json found (run <code>python -m benchmark.speed</code>).</p>']),
         "<h2>Figures</h2>",
     ]
-    for task, task_figures in groupby(figures, key=lambda figure: figure.task):
+    for task, task_figures in groupby((figure for figure in figures if figure not in pareto), key=lambda f: f.task):
         parts += [f"<h3>{html.escape(task)}</h3>", *[_figure(figure) for figure in task_figures]]
     parts += [
         "<h2>Why slicing matrices is sound</h2>",
@@ -95,6 +163,7 @@ def write_html(
         _table_section(sources),
         "<h2>Environment</h2>",
         _table_section(environment),
+        f"<script>{SCRIPT}</script>",
         "</body></html>",
     ]
     path.write_text("\n".join(parts) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,7 +135,8 @@ class _Links(HTMLParser):
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.links += [value for name, value in attrs if (tag, name) in (("img", "src"), ("a", "href")) and value]
+        self.links += [value for name, value in attrs
+                       if (tag, name) in (("img", "src"), ("a", "href"), ("option", "value")) and value]
 
 
 def test_index_links_resolve_and_every_figure_exists(report):
@@ -152,14 +154,35 @@ def test_index_links_resolve_and_every_figure_exists(report):
         assert text in page
 
 
-def test_index_renders_in_headless_chromium(report):
+def _chromium(page: Path, *arguments: str) -> str:
+    """Headless Debian chromium on ``page`` once its images have loaded; returns stdout."""
     chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("no chromium on PATH: the html.parser link check above still ran")
+    if chromium is None:  # .ci/run installs it: in CI this test runs
+        pytest.skip("no chromium on PATH (apt-get install chromium); the html.parser link check above still ran")
     # --no-sandbox: chromium refuses to start as root (CI runs as root) without it
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--dump-dom", (report / "index.html").as_uri()],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "Table 1: quality" in dom and "explainer_slicing.png" in dom
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--virtual-time-budget=10000", *arguments, page.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_index_renders_in_headless_chromium_with_every_image_loaded(report, tmp_path):
+    dom = _chromium(report / "index.html", "--dump-dom")
+    assert 'data-broken-images="0"' in dom and '<p class="warning">' not in dom
+    assert "Table 1: quality" in dom and "<table" in dom and 'class="compare"' in dom
+    shot = tmp_path / "index.png"
+    _chromium(report / "index.html", "--window-size=1280,1400", f"--screenshot={shot}")
+    shutil.copy(shot, "/tmp/runs/test_index.png")
+    pixels = read_image(shot)
+    assert pixels.shape[:2] == (1400, 1280)
+    assert (pixels.min(axis=2) < 0.9).mean() > 0.02 and pixels.std() > 0.05  # text, tables, figures: not blank
+
+
+def test_a_missing_image_is_counted_and_shown_in_the_browser(report, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(report, broken)
+    (broken / "figures" / "local_laplacian_pareto.png").unlink()
+    dom = _chromium(broken / "index.html", "--dump-dom")
+    assert 'data-broken-images="1"' in dom and '<p class="warning">1 image(s) did not load' in dom
 
 
 def test_slicing_then_applying_equals_blending_the_cells_outputs(report):
@@ -171,6 +194,23 @@ def test_slicing_then_applying_equals_blending_the_cells_outputs(report):
     assert (sliced - apply_then_blend(grid, guide, image)).abs().max() < 1e-5
     shifted = apply_then_blend(grid.roll(1, dims=-1), guide, image)  # a wrong cell: must be caught
     assert (sliced - shifted).abs().max() > 1e-2
+
+
+def test_failed_jobs_with_one_reason_are_one_caveat_line(runs_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(runs_root / "ll" / "bicubic", sweep / "1_local_laplacian_bicubic")
+    for job in ("2_fivek_hdrnet", "3_fivek_bicubic"):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / "error.txt").write_text("task=fivek needs MIT-Adobe FiveK:\n pass data.root\n")
+    (sweep / "4_tone_mapping_jbu" / ".hydra").mkdir(parents=True)  # killed: no error.txt
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    lines = re.findall(r"<li [^>]*>([^<]*)</li>", (tmp_path / "out" / "index.html").read_text())
+    failed = [line for line in lines if "without results.json" in line]
+    assert failed == [
+        "2 run folder(s) without results.json ignored (2_fivek_hdrnet, 3_fivek_bicubic): task=fivek needs "
+        "MIT-Adobe FiveK: pass data.root",
+        "1 run folder(s) without results.json ignored (4_tone_mapping_jbu): interrupted (no error.txt)",
+    ]
 
 
 def test_folder_without_results_is_one_error_line_and_writes_nothing(tmp_path):
