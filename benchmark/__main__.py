@@ -99,7 +99,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if issues.skipped:
         print(f"{len(issues.skipped)} bad file(s) skipped (listed in results.json)", flush=True)
     lpips = Lpips.load(cfg.eval.lpips_net)
-    lpips_status = "computed" if isinstance(lpips, Lpips) else lpips
+    lpips_status = f"computed: {lpips.definition}" if isinstance(lpips, Lpips) else lpips
 
     context = FitContext(train_cfg, data.test, checkpoint_path(cfg), device, cfg.seed)
     training = model.fit(data.train, context)

@@ -19,6 +19,7 @@ from skimage.color import deltaE_cie76, rgb2lab
 from skimage.metrics import structural_similarity
 
 from benchmark.images import to_tensor
+from benchmark.lpips_weights import lpips_alex_path
 
 PSNR_CAP_DB = 100.0  # identical images would give +inf, which JSON cannot hold
 
@@ -94,9 +95,12 @@ _LPIPS_BACKBONES = {
 
 
 def lpips_weights_path(net: str) -> Path:
-    """Where torch hub caches the ImageNet weights the LPIPS ``net`` backbone needs."""
+    """The backbone weights LPIPS ``net`` loads: for ``alex``, the file ``make install`` builds
+    (``benchmark.lpips_weights``) when present; else torchvision's ImageNet file in the torch hub cache."""
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"LPIPS net={net!r}; expected one of {sorted(_LPIPS_BACKBONES)}")
+    if net == "alex" and lpips_alex_path().is_file():
+        return lpips_alex_path()
     url = _LPIPS_BACKBONES[net][1].url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
@@ -105,12 +109,13 @@ class Lpips:
     """LPIPS distance, built only from weights already on disk: nothing is downloaded.
 
     The backbone is created with random weights (``pnet_rand=True``, so torchvision never
-    fetches anything) and then loaded, ``weights_only``, from the torch hub cache file; the
-    linear heads ship inside the ``lpips`` package.
+    fetches anything) and then loaded, ``weights_only``, from ``lpips_weights_path``; the
+    linear heads ship inside the ``lpips`` package (and equal those in the built alex file).
     """
 
-    def __init__(self, model: torch.nn.Module, net: str, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, net: str, device: torch.device, weights: Path) -> None:
         self.model, self.net, self.device = model, net, device
+        self.definition = f"lpips v0.1, net={net}, inputs scaled to [-1, 1], backbone weights {weights}"
 
     @classmethod
     def load(cls, net: str = "alex", device: str | torch.device = "cpu") -> Lpips | str:
@@ -118,8 +123,9 @@ class Lpips:
         weights_path = lpips_weights_path(net)
         backbone = _LPIPS_BACKBONES[net][0]
         if not weights_path.is_file():
+            built = " (for alex, make install builds them: python -m benchmark.lpips_weights)" if net == "alex" else ""
             return (
-                f"skipped: {backbone} ImageNet weights not in torch cache ({weights_path}); "
+                f"skipped: {backbone} ImageNet weights not in torch cache ({weights_path}){built}; "
                 "LPIPS needs them and nothing is downloaded at run time"
             )
         try:
@@ -128,7 +134,7 @@ class Lpips:
             detail = f"{type(error).__name__}: {error}".splitlines()[0]
             return f"skipped: could not load {backbone} weights from {weights_path} ({detail})"
         device = torch.device(device)
-        return cls(model.to(device), net, device)
+        return cls(model.to(device), net, device, weights_path)
 
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
         """LPIPS distance between two HxWx3 [0, 1] images (lower is more similar)."""

@@ -3,7 +3,7 @@
 Usage:
   python -m benchmark.regress --baseline reports/baselines/NAME.json RUN_OR_MULTIRUN_DIR...
   python -m benchmark.regress --write-baseline reports/baselines/NAME.json RUN_OR_MULTIRUN_DIR...
-      [--sigmas K] [--psnr-floor DB] [--ssim-floor X] [--speed-tolerance FACTOR|none]
+      [--sigmas K] [--psnr-floor DB] [--ssim-floor X] [--lpips-floor X] [--speed-tolerance FACTOR|none]
 
 A baseline holds, per (task, model), the mean test PSNR and SSIM over several training seeds on
 the same test photos, their spread, and a tolerance derived from it: max(K x standard deviation,
@@ -34,13 +34,14 @@ import pandas as pd
 from benchmark.errors import ArgumentParser, BenchmarkError
 from benchmark.files import write_json_atomic
 
-QUALITY = (("psnr", "dB", 3), ("ssim", "", 4))  # (metric, unit, digits): higher is better
+# (metric, unit, digits, +1 when higher is better / -1 when lower is). LPIPS only where computed.
+QUALITY = (("psnr", "dB", 3, 1), ("ssim", "", 4, 1), ("lpips", "", 4, -1))
 # Tolerance of a quality metric = max(SIGMAS x its spread over the baseline's seeds, its floor). The
 # floors sit above the float noise of another CPU or thread count (<= 0.01 dB measured for the
 # upsamplers) and far below a real loss (one training step instead of thousands: several dB).
 DEFAULT_RULE: dict[str, Any] = {
     "sigmas": 3.0,
-    "floors": {"psnr": 0.05, "ssim": 0.001},
+    "floors": {"psnr": 0.05, "ssim": 0.001, "lpips": 0.002},
     # Timings of the same code vary by 20-30% with load, turbo and cache state; a real slow-down
     # (a lost fused kernel, an extra full-resolution pass) is 2x or more. None: not checked.
     "time_ratio_growth": 1.5,
@@ -86,6 +87,7 @@ def read_run(results_path: Path) -> Run:
             "test_images": [f"{row['image']} {row['width']}x{row['height']}" for row in images],
             "psnr": results["summary"]["psnr"],
             "ssim": results["summary"]["ssim"],
+            "lpips": results["summary"].get("lpips"),
             "time_ratio": float(np.median(ratios)) if ratios and len(ratios) == len(images) else None,
             "git_revision": results["environment"]["git_revision"],
         }
@@ -142,15 +144,17 @@ def baseline_entry(group: list[Run], rule: dict[str, Any]) -> dict[str, Any]:
             if run.entry[key] != first[key]:
                 raise BenchmarkError(f"{run.run_dir}: {key} differs from {group[0].run_dir}; the seeds of a "
                                      "baseline share data and profile (fix data.split_seed)")
-        for metric, _, _ in QUALITY:
-            if not _finite(run.entry[metric]):
+        for metric, _, _, _ in QUALITY:
+            if not _finite(run.entry[metric]) and not (metric == "lpips" and run.entry[metric] is None):
                 raise BenchmarkError(f"{run.run_dir}: {metric}={run.entry[metric]}; "
                                      "a baseline is written from finite results only")
     ratios = [run.entry["time_ratio"] for run in group]
     entry = {key: first[key] for key in ("task", "model", "profile", "test_images")}
     entry["seeds"] = sorted(seeds)
-    for metric, _, _ in QUALITY:
-        entry[metric] = _statistic(metric, [run.entry[metric] for run in group], rule)
+    for metric, _, _, _ in QUALITY:
+        values = [run.entry[metric] for run in group]
+        if all(value is not None for value in values):  # LPIPS: in the baseline only where every run computed it
+            entry[metric] = _statistic(metric, values, rule)
     entry["time_ratio"] = float(np.median(ratios)) if all(r is not None for r in ratios) else None
     entry["git_revisions"] = sorted({run.entry["git_revision"] for run in group})
     return entry
@@ -213,17 +217,22 @@ def compare(baseline: dict[str, Any], runs: dict[tuple[str, str], Run]) -> tuple
             continue
         current = runs[key].entry
         _check_comparable(expected, runs[key])
-        for metric, unit, digits in QUALITY:
+        for metric, unit, digits, direction in QUALITY:
+            if metric not in expected:
+                continue  # LPIPS was not computed when the baseline was written
             stats, value = expected[metric], current[metric]
-            if _finite(value):
+            bound = f"{'>=' if direction > 0 else '<='} {-direction * stats['tolerance']:+.{digits}f}"
+            if metric == "lpips" and value is None:
+                regressed, shown, change, verdict = False, "not computed", "", "skipped"
+            elif _finite(value):
                 delta = value - stats["mean"]
-                regressed, shown, change = delta < -stats["tolerance"], f"{value:.{digits}f}", f"{delta:+.{digits}f}"
+                regressed, shown, change = direction * delta < -stats["tolerance"], f"{value:.{digits}f}", f"{delta:+.{digits}f}"
+                verdict = "REGRESSION" if regressed else "ok"
             else:
-                regressed, shown, change = True, str(value), "non-finite"
+                regressed, shown, change, verdict = True, str(value), "non-finite", "REGRESSION"
             rows.append({**row, "metric": f"{metric} {unit}".strip(),
                          "baseline": f"{stats['mean']:.{digits}f}±{stats['std']:.{digits}f}", "current": shown,
-                         "delta": change, "tolerance": f">= -{stats['tolerance']:.{digits}f}",
-                         "verdict": "REGRESSION" if regressed else "ok"})
+                         "delta": change, "tolerance": bound, "verdict": verdict})
             failures += regressed
         before, after = expected["time_ratio"], current["time_ratio"]
         if before is None or after is None:
@@ -256,7 +265,7 @@ def _tolerance(minimum: float, allow_none: bool = False) -> Callable[[str], floa
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="python -m benchmark.regress",
-        description="Compare runs (run or multirun directories) with a baseline: mean PSNR, SSIM and the "
+        description="Compare runs (run or multirun directories) with a baseline: mean PSNR, SSIM, LPIPS and the "
         "model/reference time ratio per (task, model). Exit 0: no regression; 1: a regression, a "
         "non-finite value or a baseline (task, model) missing from the runs; 2: bad input.",
         epilog="A baseline is written from runs of several seeds of each (task, model) on the same data "
@@ -275,6 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"with --write-baseline: smallest allowed PSNR drop (default {rule['floors']['psnr']})")
     parser.add_argument("--ssim-floor", type=_tolerance(0.0), default=rule["floors"]["ssim"], metavar="X",
                         help=f"with --write-baseline: smallest allowed SSIM drop (default {rule['floors']['ssim']})")
+    parser.add_argument("--lpips-floor", type=_tolerance(0.0), default=rule["floors"]["lpips"], metavar="X",
+                        help=f"with --write-baseline: smallest allowed LPIPS rise (default {rule['floors']['lpips']})")
     parser.add_argument("--speed-tolerance", type=_tolerance(1.0, allow_none=True),
                         default=rule["time_ratio_growth"], metavar="FACTOR",
                         help="with --write-baseline: allowed growth of time/reference time, or 'none' to "
@@ -288,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         runs = collect_runs(args.runs)
         if args.write_baseline is not None:
-            rule = {"sigmas": args.sigmas, "floors": {"psnr": args.psnr_floor, "ssim": args.ssim_floor},
+            floors = {"psnr": args.psnr_floor, "ssim": args.ssim_floor, "lpips": args.lpips_floor}
+            rule = {"sigmas": args.sigmas, "floors": floors,
                     "time_ratio_growth": args.speed_tolerance}
             write_baseline(args.write_baseline, runs, rule, "python -m benchmark.regress " + shlex.join(argv))
             seeds = sorted({len(group) for group in runs.values()})

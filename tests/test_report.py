@@ -101,10 +101,28 @@ def test_table1_prefers_the_default_grid_run_and_names_every_source(runs_root, r
     assert len(sources) == len(RUNS)
 
 
-def test_lpips_skipped_is_stated_not_invented(report):
+def test_lpips_table_holds_the_runs_values(runs_root, report):
     table = pd.read_csv(report / "tables" / "quality_lpips.csv", index_col="task")
+    results = _results(runs_root, "ll/hdrnet")
+    assert results["lpips_status"].startswith("computed: lpips v0.1, net=alex, inputs scaled to [-1, 1]")
+    assert table.at["local_laplacian", "hdrnet"] == pytest.approx(results["summary"]["lpips"], abs=1e-12)
+    assert 0 < results["summary"]["lpips"] < 1
+
+
+def test_lpips_skipped_is_stated_not_invented(runs_root, tmp_path):
+    skipped = tmp_path / "skipped"
+    shutil.copytree(runs_root / "ll" / "hdrnet", skipped)
+    results = json.loads((skipped / "results.json").read_text())
+    results["lpips_status"] = "skipped: alexnet ImageNet weights not in torch cache"
+    results["summary"]["lpips"] = None
+    for row in results["images"]:
+        row["lpips"] = None
+    (skipped / "results.json").write_text(json.dumps(results))
+    assert main([str(skipped), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "tables" / "quality_lpips.csv", index_col="task")
     assert table.isna().all().all()
-    assert "skipped" in (report / "tables" / "quality_lpips.md").read_text().splitlines()[0]
+    assert "skipped" in (tmp_path / "out" / "tables" / "quality_lpips.md").read_text().splitlines()[0]
+    assert "LPIPS not computed for some or all runs: skipped: alexnet" in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_speed_table_speedup_over_the_reference_row(report):
@@ -150,7 +168,7 @@ def test_index_links_resolve_and_every_figure_exists(report):
     assert expected | {"photoshop_pareto", "photoshop_per_image", "explainer_slicing"} <= figures
     assert all((report / "figures" / f"{stem}.pdf").is_file() for stem in figures)
     assert "photoshop_grid" not in figures and "needs hdrnet runs with at least two grid" in page
-    for text in ("Caveats", "Upper bounds (recipes)", "Synthetic targets", "LPIPS not computed", "git_revision"):
+    for text in ("Caveats", "Upper bounds (recipes)", "Synthetic targets", "git_revision"):
         assert text in page
 
 
