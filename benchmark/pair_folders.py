@@ -1,7 +1,9 @@
 """Human-made (input, output) pairs read from folders: Photoshop exports and MIT-Adobe FiveK.
 
-Layouts: HDRNet's ``filelist.txt`` + ``input/`` + ``output/`` and FiveK's ``input/`` + ``expertC/``;
-names match by path without extension, so ``input/a.tif`` pairs with ``output/a.jpg``.
+Layouts: HDRNet's ``filelist.txt`` + ``input/`` + ``output/``, and FiveK's (``benchmark.fivek``
+recognises them); names match by path without extension, so ``input/a.tif`` pairs with
+``output/a.jpg``, or by an id (``key="id"``: the name up to its first ``-``, FiveK's ``a0001`` of
+``a0001-kme_0258.png``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class PairFolder:
     output_dir: str
     filelist: str | None = None  # optional list of names (one a line) to use, relative to input_dir
     test_list: str | None = None  # optional list of test names: the data set's official split
+    train_lists: tuple[str, ...] = ()  # the official training lists, combined; the rest is then unused
+    key: str = "name"  # "name": path without extension; "id": the file name up to its first "-"
 
     def folder(self, sub: str) -> Path:
         path = self.root / sub
@@ -36,8 +40,19 @@ def _stem(relative: Path) -> str:
     return str(relative.with_suffix("")) if relative.suffix.lower() in IMAGE_EXTENSIONS else str(relative)
 
 
-def _index(folder: Path) -> dict[str, Path]:
-    return {_stem(path.relative_to(folder)): path for path in list_images(folder)}
+def _index(folder: Path, key: str) -> dict[str, Path]:
+    stems = {_stem(path.relative_to(folder)): path for path in list_images(folder)}
+    if key == "id":
+        return {Path(stem).name.split("-", 1)[0]: path for stem, path in sorted(stems.items())}
+    return stems
+
+
+def listed_names(layout: PairFolder, lists: tuple[str, ...], issues: DataIssues) -> list[str]:
+    """The names in ``lists`` (relative to the root), in order, each once."""
+    names: dict[str, None] = {}
+    for name in lists:
+        names.update(dict.fromkeys(read_names(layout.root / name, layout.root / layout.input_dir, issues)))
+    return list(names)
 
 
 def read_names(path: Path, inside: Path, issues: DataIssues) -> list[str]:
@@ -66,11 +81,19 @@ def load_pair_folder(
     """The usable pairs, sorted by name; bad or unmatched files go to ``issues``."""
     if not layout.root.is_dir():
         raise BenchmarkError(f"{layout.root}: not a folder")
-    inputs, outputs = _index(layout.folder(layout.input_dir)), _index(layout.folder(layout.output_dir))
+    inputs = _index(layout.folder(layout.input_dir), layout.key)
+    outputs = _index(layout.folder(layout.output_dir), layout.key)
     names = sorted(inputs)
     if layout.filelist and (layout.root / layout.filelist).is_file():
         names = read_names(layout.root / layout.filelist, layout.root / layout.input_dir, issues)
-    if max_images is not None:
+    elif layout.train_lists:
+        names = listed_names(layout, layout.train_lists, issues)
+    test_list = layout.root / layout.test_list if layout.test_list else None
+    if test_list is not None and test_list.is_file():  # max_images: the first N others, and every test pair
+        test_names = read_names(test_list, layout.root / layout.input_dir, issues)
+        others = [name for name in names if name not in set(test_names)]
+        names = others[:max_images] + [name for name in test_names if name in inputs or name in names]
+    elif max_images is not None:
         names = names[:max_images]
     pairs = []
     for name in names:

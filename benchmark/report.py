@@ -26,6 +26,7 @@ from benchmark.report_html import write_html
 from benchmark.report_tables import (
     QUALITY_METRICS,
     environment_table,
+    published_fivek_table,
     quality_table,
     select_table_runs,
     sources_table,
@@ -197,19 +198,20 @@ def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, 
     """Every table, figure and the index page into ``folder``."""
     selected = select_table_runs(runs)
     quality = [quality_table(selected, metric) for metric in QUALITY_METRICS]
+    published = published_fivek_table(selected)
     speeds = [] if speed.empty else [speed_table(speed)]
     if not speed.empty and (speed["stage"] != "total").any():
         speeds.append(speed_stages_table(speed))
     sources, environment = sources_table(runs, selected), environment_table(runs, speed)
-    for table in [*quality, *speeds, sources, environment]:
+    for table in [*quality, *speeds, sources, environment, *([published] if published else [])]:
         write_table(table, folder / "tables")
     figures = write_figures(runs, images, selected, folder / "figures")
     comparisons = [comparison for task in sorted(selected["task"].unique())
                    if (comparison := comparison_images(task, selected[selected["task"] == task],
                                                        folder / "figures" / "compare")) is not None]
     explainer = write_explainer(folder / "figures")
-    write_html(folder / "index.html", quality, speeds, figures, comparisons, explainer, sources, environment,
-               caveats(runs, selected, incomplete, non_finite))
+    write_html(folder / "index.html", quality, published, speeds, figures, comparisons, explainer, sources,
+               environment, caveats(runs, selected, incomplete, non_finite))
 
 
 def write_report(paths: list[Path], out: Path, profile: str | None = None) -> None:

@@ -122,6 +122,7 @@ def _comparison(comparison: Comparison) -> str:
 def write_html(
     path: Path,
     quality: list[Table],
+    published: Table | None,
     speeds: list[Table],
     figures: list[Figure],
     comparisons: list[Comparison],
@@ -139,6 +140,7 @@ def write_html(
         "<h1>bilateral-bench report</h1>",
         "<h2>Table 1: quality</h2>",
         _table_section(quality[0]),
+        *([f"<h3>Published FiveK figures (not measured here)</h3>{_table_section(published)}"] if published else []),
         "<h3>Caveats</h3>",
         '<ul class="caveats">' + "".join(f'<li title="{html.escape(note)}">{html.escape(note)}</li>'
                                           for note in caveats) + "</ul>"

@@ -15,7 +15,8 @@ from benchmark.approximator import Operator
 from benchmark.augment import AugmentConfig, pair_variants, photo_variants
 from benchmark.data import DataIssues, load_photos, split_items
 from benchmark.errors import BenchmarkError
-from benchmark.pair_folders import PairFolder, load_pair_folder, read_names
+from benchmark.fivek import fivek_layout
+from benchmark.pair_folders import PairFolder, listed_names, load_pair_folder, read_names
 from benchmark.pairs import PairSet, make_pairs
 from benchmark.train import check_crop_size
 
@@ -39,17 +40,23 @@ def instantiate(node: DictConfig, key: str) -> Any:
         raise BenchmarkError(f"{key}: {message}") from None
 
 
-def _folder_split(layout: PairFolder, pairs: PairSet, cfg: DictConfig, issues: DataIssues) -> tuple[PairSet, PairSet]:
-    """The data set's own test list when it has one (e.g. FiveK's Random250), else the seeded split."""
+def _folder_split(
+    layout: PairFolder, pairs: PairSet, cfg: DictConfig, issues: DataIssues
+) -> tuple[PairSet, PairSet, str]:
+    """The data set's own split when it has one (FiveK's test.txt, Random250, ...), else the seeded
+    split; and a description of it."""
     test_list = layout.root / layout.test_list if layout.test_list else None
     if test_list is None or not test_list.is_file():
-        return split_items(pairs, cfg.data.test_fraction, split_seed(cfg))
+        train, test = split_items(pairs, cfg.data.test_fraction, split_seed(cfg))
+        return train, test, f"seeded split (data.test_fraction={cfg.data.test_fraction}, seed {split_seed(cfg)})"
     test_names = set(read_names(test_list, layout.root / layout.input_dir, issues))
-    train = [p for p in pairs if p.name not in test_names]
+    train_names = set(listed_names(layout, layout.train_lists, issues)) if layout.train_lists else None
+    train = [p for p in pairs if p.name not in test_names and (train_names is None or p.name in train_names)]
     test = [p for p in pairs if p.name in test_names]
     if not train or not test:
         raise BenchmarkError(f"{test_list}: leaves {len(train)} training and {len(test)} test pairs")
-    return train, test
+    lists = " + ".join(layout.train_lists) if layout.train_lists else "the rest"
+    return train, test, f"official split: train {lists}, test {layout.test_list}"
 
 
 def split_seed(cfg: DictConfig) -> int:
@@ -67,14 +74,19 @@ def prepare_task(cfg: DictConfig, cache_dir: Path, issues: DataIssues, crop_size
     min_side = max(crop_size or 0, cfg.data.min_side)
     pairs_cfg = task.get("pairs")
     if pairs_cfg is not None and pairs_cfg.root:
-        layout = PairFolder(Path(pairs_cfg.root).expanduser(), pairs_cfg.input_dir, pairs_cfg.output_dir,
-                            pairs_cfg.get("filelist"), pairs_cfg.get("test_list"))
+        root = Path(pairs_cfg.root).expanduser()
+        if pairs_cfg.get("layout") == "fivek":
+            layout, described = fivek_layout(root, pairs_cfg.expert, pairs_cfg.input)
+        else:
+            layout = PairFolder(root, pairs_cfg.input_dir, pairs_cfg.output_dir, pairs_cfg.get("filelist"),
+                                pairs_cfg.get("test_list"))
+            described = f"{layout.input_dir}/ + {layout.output_dir}/"
         pairs = load_pair_folder(layout, cfg.data.max_side, cfg.data.max_images, issues)
-        train, test = _folder_split(layout, pairs, cfg, issues)
+        train, test, split = _folder_split(layout, pairs, cfg, issues)
         if crop_size is not None:
             check_crop_size(crop_size, [pair.input for pair in train])
         extra = pair_variants(train, replace(augment, variants=variants), cfg.seed, min_side)
-        return TaskData(train + extra, test, None, False, f"pairs from {layout.root}", len(extra))
+        return TaskData(train + extra, test, None, False, f"pairs from {root}: {described}; {split}", len(extra))
     if task.get("operator") is None:
         raise BenchmarkError(task.get("missing_data") or f"task={task.name} needs data.root")
     operator = instantiate(task.operator, "task.operator")

@@ -113,6 +113,6 @@ def test_fivek_sample_end_to_end_with_official_test_list(tmp_path):
     assert results["split"]["test"] == names[:2] and len(results["split"]["train"]) == 6
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["summary"]["psnr"] > saved["summary"]["identity_psnr"] - 1
-    with pytest.raises(BenchmarkError, match="expertZ"):
+    with pytest.raises(BenchmarkError, match="task.expert='Z' is not one of A, B, C, D, E"):
         run(compose_config(["profile=smoke", "task=fivek", f"data.root={root}", "task.expert=Z",
                             f"data.cache_dir={tmp_path}"]), tmp_path / "run2")

@@ -272,3 +272,23 @@ def test_out_folder_that_is_not_a_report_is_refused(runs_root, tmp_path, capsys)
     assert main([str(runs_root / "ps"), "--out", str(tmp_path)]) == 2
     assert "not a previous report" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_published_fivek_figures_sit_beside_the_measured_cell_never_in_it(runs_root, tmp_path):
+    fivek = tmp_path / "fivek_run"
+    shutil.copytree(runs_root / "ll" / "hdrnet", fivek)
+    results = json.loads((fivek / "results.json").read_text())
+    results["task"] = "fivek"
+    (fivek / "results.json").write_text(json.dumps(results))
+    assert main([str(fivek), str(runs_root / "ll"), "--out", str(tmp_path / "out")]) == 0
+    published = pd.read_csv(tmp_path / "out" / "tables" / "published_fivek.csv")
+    hdrnet = published[published["model"] == "hdrnet"]
+    assert sorted(hdrnet["published PSNR (dB)"]) == [24.32, 24.66]
+    assert list(hdrnet["measured here (dB)"]) == pytest.approx([results["summary"]["psnr"]] * 2)
+    assert published.set_index("model").at["AdaInt", "published PSNR (dB)"] == 25.49
+    quality = pd.read_csv(tmp_path / "out" / "tables" / "quality_psnr.csv", index_col="task")
+    assert quality.at["fivek", "hdrnet"] == pytest.approx(results["summary"]["psnr"])  # measured only
+    assert "AdaInt" not in quality.columns
+    assert "Published FiveK figures (not measured here)" in (tmp_path / "out" / "index.html").read_text()
+    assert main([str(runs_root / "ll"), "--out", str(tmp_path / "without")]) == 0  # no fivek run: no table
+    assert not (tmp_path / "without" / "tables" / "published_fivek.csv").exists()
