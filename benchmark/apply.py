@@ -3,6 +3,7 @@
 Usage:
   python -m benchmark.apply --task local_laplacian in.jpg out.jpg          # checkpoints/hdrnet/<task>.pt
   python -m benchmark.apply --checkpoint RUN_DIR/model.pt in.png out.tif   # any run's model; .tif: 16 bit
+  python -m benchmark.apply --task local_laplacian photos/ results/ [--ext .jpg]   # a folder, resumable
   python -m benchmark.apply --export-from RUN_DIR [--to checkpoints/hdrnet/<task>.pt]
 """
 
@@ -17,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from benchmark.runtime import resolve_device
 from benchmark.approximator import NetworkApproximator
 from benchmark.checkpoints import MODEL_FILE, export, read_model, shipped_path
 from benchmark.data import PROJECT_ROOT
 from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_image, write_image
+from benchmark.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, read_image, write_image
 from benchmark.tasks import instantiate
 
 SIXTEEN_BIT_EXTENSIONS = (".tif", ".tiff")  # jpg and png outputs are 8 bit
@@ -36,10 +38,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a trained model (HDRNet by default) on a photo at full resolution and write the "
         "result; or copy a finished run's model.pt to where --task finds it.",
         epilog="Input: PNG/JPEG/TIFF, 8 or 16 bit, grey or RGBA (alpha dropped), EXIF-rotated. Output: 8 bit "
-        "for .jpg/.png, 16 bit for .tif. Bad input prints one 'error:' line and exits 2 without writing.",
+        "for .jpg/.png, 16 bit for .tif. Bad input prints one 'error:' line and exits 2 without writing. "
+        "Folders: same relative names under the output folder; outputs already there are kept (a rerun "
+        "resumes); unreadable photos are skipped, listed, and make the exit status 1.",
     )
-    parser.add_argument("input", nargs="?", type=Path, help="photo to process")
-    parser.add_argument("output", nargs="?", type=Path, help="where to write the result (written atomically)")
+    parser.add_argument("input", nargs="?", type=Path, help="photo to process, or a folder of photos (recursive)")
+    parser.add_argument("output", nargs="?", type=Path,
+                        help="where to write the result (written atomically); for an input folder, an output folder")
+    parser.add_argument("--ext", choices=sorted(IMAGE_EXTENSIONS), help="folders: the outputs' extension "
+                        "(default: each input's own)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--task", help="use the shipped checkpoints/hdrnet/<TASK>.pt")
     source.add_argument("--checkpoint", type=Path, metavar="FILE", help="use this model file (a run's model.pt)")
@@ -90,17 +97,16 @@ def same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def apply(
-    checkpoint: Path, input_path: Path, output_path: Path, device: torch.device,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-) -> None:
-    """Read, predict at full resolution, write; prints what ran and how long it took."""
+def _check_output(input_path: Path, output_path: Path) -> None:
     if output_path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise BenchmarkError(f"{output_path}: unsupported output extension; expected one of {IMAGE_EXTENSIONS}")
     if same_file(input_path, output_path):
         raise BenchmarkError(f"{output_path}: is the input photo; refusing to overwrite it (give another output)")
-    started = time.perf_counter()
-    model, saved = load_model(checkpoint, device)
+
+
+def _process(model: NetworkApproximator, checkpoint: Path, input_path: Path, output_path: Path,
+             max_pixels: int | None) -> tuple[np.ndarray, float]:
+    """Read, predict at full resolution, write atomically; returns the input and the predict time (ms)."""
     image = read_image(input_path, max_pixels)
     predict_started = time.perf_counter()
     output = model.predict(image)  # numpy on the CPU: CUDA work is finished when it returns
@@ -109,12 +115,64 @@ def apply(
         raise BenchmarkError(f"{checkpoint}: the model's output has NaN or infinite values (broken weights?); "
                              f"nothing written to {output_path}")
     write_image(output_path, output, 16 if output_path.suffix.lower() in SIXTEEN_BIT_EXTENSIONS else 8)
+    return image, predict_ms
+
+
+def apply(
+    checkpoint: Path, input_path: Path, output_path: Path, device: torch.device,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> None:
+    """One photo: read, predict at full resolution, write; prints what ran and how long it took."""
+    _check_output(input_path, output_path)
+    started = time.perf_counter()
+    model, saved = load_model(checkpoint, device)
+    image, predict_ms = _process(model, checkpoint, input_path, output_path, max_pixels)
     height, width = image.shape[:2]
     print(
         f"{saved['model_config']['name']} ({saved['task']}, {checkpoint}) on {input_path} ({width}x{height}, "
         f"{device}): predict {predict_ms:.1f} ms (one call, with any one-time set-up such as a kernel "
         f"compile), {time.perf_counter() - started:.2f} s in all -> {output_path}"
     )
+
+
+def apply_folder(
+    checkpoint: Path, input_dir: Path, output_dir: Path, device: torch.device,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, extension: str | None = None,
+) -> list[tuple[Path, str]]:
+    """Every photo below ``input_dir`` to the same relative name below ``output_dir`` (``extension``
+    replacing each one's own when given). Outputs already there are kept, so a rerun resumes; an
+    unreadable photo is skipped. Returns the skipped photos with the reason."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise BenchmarkError(f"{output_dir}: not a folder (an input folder needs an output folder)")
+    if same_file(input_dir, output_dir) or output_dir.resolve().is_relative_to(input_dir.resolve()):
+        raise BenchmarkError(f"{output_dir}: is or lies inside the input folder {input_dir}; give another "
+                             "output folder (inputs are never overwritten, outputs never read as inputs)")
+    photos = list_images(input_dir)
+    if not photos:
+        raise BenchmarkError(f"{input_dir}: no photos (png/jpg/tif) in it or below it")
+    model, saved = load_model(checkpoint, device)
+    started = time.perf_counter()
+    done, kept, skipped, times = 0, 0, [], []
+    for photo in tqdm(photos, desc="apply", unit="photo", file=sys.stderr):
+        target = output_dir / photo.relative_to(input_dir)
+        target = target.with_suffix(extension) if extension else target
+        if target.exists():
+            kept += 1
+            continue
+        try:
+            _check_output(photo, target)
+            times.append(_process(model, checkpoint, photo, target, max_pixels)[1])
+            done += 1
+        except BenchmarkError as error:
+            skipped.append((photo, str(error)))
+    total = time.perf_counter() - started
+    per_photo = f", median predict {np.median(times):.1f} ms/photo" if times else ""
+    print(f"{saved['model_config']['name']} ({saved['task']}, {checkpoint}) on {input_dir} ({device}): "
+          f"{done} written, {kept} already there (kept), {len(skipped)} skipped, {total:.2f} s in all"
+          f"{f' ({total / done:.3f} s/photo)' if done else ''}{per_photo} -> {output_dir}")
+    for photo, reason in skipped:
+        print(f"skipped: {reason if str(photo) in reason else f'{photo}: {reason}'}", file=sys.stderr)
+    return skipped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {export(args.export_from, args.to)}")
             return 0
         checkpoint = args.checkpoint or shipped_path(args.task)
+        if args.input.is_dir():
+            skipped = apply_folder(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels,
+                                   args.ext)
+            return 1 if skipped else 0
+        if args.ext is not None:
+            raise BenchmarkError("--ext goes with an input folder; for one photo the output's name says the format")
         apply(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -194,3 +194,37 @@ def test_learned_peers_load_their_model_file(tmp_path: Path, model_name: str) ->
     for (name, ours), theirs in zip(loaded.network.state_dict().items(), trained.network.state_dict().values()):
         assert torch.equal(ours, theirs), name
     assert loaded.loaded is not None and loaded.loaded["loaded_from"] == str(tmp_path / "model.pt")
+
+
+def test_apply_on_a_folder_skips_bad_files_keeps_inputs_and_resumes(trained, tmp_path):
+    checkpoint = trained / checkpoints.MODEL_FILE
+    photos = tmp_path / "photos"
+    for index, name in enumerate(["a.png", "sub/b.jpg", "c.tif"]):
+        write_image(photos / name, resize(read_image(BUNDLED_PHOTOS / f"kodim0{index + 1}.png"), (64, 96)))
+    (photos / "broken.png").write_bytes(b"not a png")
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    result = run_apply(["--checkpoint", str(checkpoint), str(photos), "out", "--ext", ".png"], tmp_path)
+    assert result.returncode == 1  # one photo could not be read
+    assert "3 written, 0 already there (kept), 1 skipped" in result.stdout and "s/photo" in result.stdout
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "broken.png" in skipped[0]
+    out = tmp_path / "out"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["a.png", "c.png", "sub/b.png"]
+    model, _ = apply.load_model(checkpoint, CPU)
+    expected = model.predict(read_image(photos / "sub" / "b.jpg"))
+    np.testing.assert_array_equal(np.rint(read_image(out / "sub" / "b.png") * 255), np.rint(expected * 255))
+    assert {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()} == before  # inputs untouched
+
+    (out / "c.png").unlink()  # as if interrupted before c: a rerun writes only c
+    stamp = (out / "a.png").stat().st_mtime_ns
+    result = run_apply(["--checkpoint", str(checkpoint), str(photos), "out", "--ext", ".png"], tmp_path)
+    assert "1 written, 2 already there (kept), 1 skipped" in result.stdout
+    assert (out / "a.png").stat().st_mtime_ns == stamp and (out / "c.png").is_file()
+
+
+@pytest.mark.parametrize("output", ["photos", "photos/results"])
+def test_apply_refuses_an_output_folder_in_the_input_folder(trained, tmp_path, output):
+    write_image(tmp_path / "photos" / "a.png", np.full((40, 40, 3), 0.5, np.float32))
+    code = apply.main(["--checkpoint", str(trained / checkpoints.MODEL_FILE), str(tmp_path / "photos"),
+                       str(tmp_path / output)])
+    assert code == 2 and not (tmp_path / "photos" / "results").exists()
