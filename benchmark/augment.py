@@ -37,7 +37,7 @@ REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)  # luminance of linear s
 class AugmentConfig:
     """``data.augment``: how many variants per training photo, which kinds, and their ranges."""
 
-    variants: int = 0
+    variants: int = 2  # conf/config.yaml holds the defaults users see; these mirror them
     kinds: tuple[str, ...] = KINDS
     exposure_stops: float = 1.0  # exposure x 2^u, u uniform in [-stops, +stops]
     white_balance: float = 0.2  # red and blue gains x 2^u, u uniform in [-wb, +wb]

@@ -91,7 +91,8 @@ def load_pair_folder(
     test_list = layout.root / layout.test_list if layout.test_list else None
     if test_list is not None and test_list.is_file():  # max_images: the first N others, and every test pair
         test_names = read_names(test_list, layout.root / layout.input_dir, issues)
-        others = [name for name in names if name not in set(test_names)]
+        tested = set(test_names)
+        others = [name for name in names if name not in tested]
         names = others[:max_images] + [name for name in test_names if name in inputs or name in names]
     elif max_images is not None:
         names = names[:max_images]

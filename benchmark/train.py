@@ -50,7 +50,7 @@ class TrainConfig:
     weight_decay: float
     checkpoint_every: int
     eval_every: int
-    context: str = "crop"  # what the image-wide part sees in training: the crop, or the whole photo
+    context: str = "photo"  # what the image-wide part sees in training: the whole photo (as at test) or the crop
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "crop_size", "checkpoint_every", "eval_every"):
