@@ -88,14 +88,14 @@ import torch.nn.functional as F
 from scipy.ndimage import convolve1d
 from scipy.sparse.linalg import cg
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.data import fit_max_side
-from benchmark.errors import BenchmarkError
-from benchmark.pairs import PairSet
+from benchmark.core.errors import BenchmarkError
+from benchmark.data.photos import fit_max_side
+from benchmark.imaging.colour import bgu_luma
+from benchmark.imaging.grid import cell_coordinate, tent
+from benchmark.models.interface import Approximator, Operator
 
 log = logging.getLogger(__name__)
 
-LUMA_WEIGHTS = (0.25, 0.5, 0.25)  # google/bgu color2luma, Halide apps/bgu gray_splat_loc
 # google/bgu src/halide and Halide apps/bgu: 1/d^3 taps, "an interpolating membrane" (Farbman).
 BLUR_TAPS = (1.0, 1.0 / 8, 1.0 / 27, 1.0 / 64)
 PRECONDITIONERS = ("block_jacobi", "jacobi")
@@ -110,20 +110,8 @@ def grid_shape(height: int, width: int, cell_size: int, luma_bins: int) -> tuple
     return (max(1, math.floor(height / cell_size + 0.5)), max(1, math.floor(width / cell_size + 0.5)), luma_bins)
 
 
-def luma(image: np.ndarray) -> np.ndarray:
-    """The guide: 0.25 R + 0.5 G + 0.25 B of an HxWx3 image, same dtype."""
-    return image @ np.asarray(LUMA_WEIGHTS, dtype=image.dtype)
-
-
-def _tent(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clamp grid coordinates to [0, size-1]; return lower index, upper index, upper weight."""
-    coord = np.clip(coord, 0.0, size - 1)
-    lower = np.minimum(np.floor(coord).astype(np.int64), size - 1)
-    return lower, np.minimum(lower + 1, size - 1), coord - lower
-
-
 def _cell_centred(n_pixels: int, n_cells: int) -> np.ndarray:
-    return (np.arange(n_pixels, dtype=np.float64) + 0.5) * n_cells / n_pixels - 0.5
+    return cell_coordinate(np.arange(n_pixels, dtype=np.float64), n_pixels, n_cells)
 
 
 def splat_weights(guide: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +122,9 @@ def splat_weights(guide: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.nd
     """
     gh, gw, depth = shape
     height, width = guide.shape
-    y0, y1, fy = _tent(_cell_centred(height, gh), gh)
-    x0, x1, fx = _tent(_cell_centred(width, gw), gw)
-    z0, z1, fz = _tent(guide.astype(np.float64) * depth - 0.5, depth)
+    y0, y1, fy = tent(_cell_centred(height, gh), gh)
+    x0, x1, fx = tent(_cell_centred(width, gw), gw)
+    z0, z1, fz = tent(guide.astype(np.float64) * depth - 0.5, depth)
     vertices = np.empty((height, width, 8), np.int64)
     weights = np.empty((height, width, 8), np.float64)
     corner = 0
@@ -161,7 +149,7 @@ def data_matrix(image: np.ndarray, shape: tuple[int, int, int]) -> sp.csr_matrix
     Column 4·vertex + j holds coefficient j of the 3x4 transform's row c (γ_c: one column per
     output channel c, unknowns ordered (iy, ix, iz, j)); 32 entries per row: 8 vertices x 4.
     """
-    vertices, weights = splat_weights(luma(image), shape)
+    vertices, weights = splat_weights(bgu_luma(image), shape)
     n_pixels = vertices.shape[0]
     columns = (4 * vertices[:, :, None] + np.arange(4)).reshape(-1)
     values = (weights[:, :, None] * augmented(image)[:, None, :]).reshape(-1)
@@ -189,8 +177,8 @@ def slice_and_apply(grid: np.ndarray, image: np.ndarray) -> np.ndarray:
     gh, gw, depth = grid.shape[:3]
     height, width = image.shape[:2]
     pixels = np.ascontiguousarray(image, dtype=np.float32)
-    guide = luma(pixels)
-    y0, y1, fy = _tent(_cell_centred(height, gh), gh)
+    guide = bgu_luma(pixels)
+    y0, y1, fy = tent(_cell_centred(height, gh), gh)
     table = grid.reshape(gh, gw, depth, 12).transpose(0, 3, 2, 1).astype(np.float32)  # gh, 12, D, gw
     upper = fy.astype(np.float32)[:, None, None, None]
     rows = table[y0] * (1 - upper) + table[y1] * upper  # H, 12, D, gw: the grid at each row's y
@@ -231,7 +219,7 @@ def _float_setting(key: str, value: Any, *, positive: bool = False, below: float
 # Models
 
 
-class _AffineGridUpsampler:
+class _AffineGridUpsampler(Approximator):
     """Operator at low resolution → affine bilateral grid fit → full-resolution slice and apply."""
 
     needs_operator = True
@@ -242,12 +230,6 @@ class _AffineGridUpsampler:
         self.cell_size = _int_setting("cell_size", cell_size, 1)
         self.luma_bins = _int_setting("luma_bins", luma_bins, 2)
         self.last_timings: dict[str, float] = {}
-
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Area-downsample to ``lowres_size``, run the operator, fit the grid, slice at full res."""
@@ -413,7 +395,7 @@ class FastBilateralGuidedUpsample(_AffineGridUpsampler):
         shape = self.grid_shape(lowres)
         n_vertices = shape[0] * shape[1] * shape[2]
         n_pixels = lowres.shape[0] * lowres.shape[1]
-        vertices, weights = splat_weights(luma(lowres), shape)
+        vertices, weights = splat_weights(bgu_luma(lowres), shape)
         splat = sp.csr_matrix(
             (weights.ravel(), (vertices.ravel(), np.repeat(np.arange(n_pixels), 8))), shape=(n_vertices, n_pixels)
         )

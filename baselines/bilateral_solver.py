@@ -54,17 +54,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
 from scipy import sparse
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.data import fit_max_side
-from benchmark.errors import BenchmarkError
-from benchmark.images import INTERPOLATIONS, resize
-from benchmark.pairs import PairSet
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import INTERPOLATIONS, resize
+from benchmark.data.photos import fit_max_side
+from benchmark.models.interface import Approximator, Operator
 
 GRID_DIMENSIONS = 5  # x, y, luma, u, v
 
@@ -238,7 +236,7 @@ def _integer(key: str, value: object, low: int) -> int:
     return int(value)
 
 
-class BilateralSolverUpsample:
+class BilateralSolverUpsample(Approximator):
     """Operator at low resolution, then the bilateral solver guided by the full-res input; module doc."""
 
     needs_operator = True
@@ -279,9 +277,6 @@ class BilateralSolverUpsample:
         self.confidence = confidence
         self.target = target
 
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Downsample, operator at low res, bicubic target, bilateral solve guided by the input."""
         if operator is None:
@@ -307,5 +302,3 @@ class BilateralSolverUpsample:
             result += image
         return np.clip(result, 0.0, 1.0)
 
-    def parameter_count(self) -> int:
-        return 0

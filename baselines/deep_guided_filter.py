@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.approximator import NetworkApproximator
+from benchmark.models.interface import NetworkApproximator
 
 LEAKY_SLOPE = 0.2
 

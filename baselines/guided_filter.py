@@ -37,10 +37,10 @@ import cv2
 import numpy as np
 
 from baselines.upsample import LowResUpsampler
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.imaging.colour import rec601_luma
 
 GUIDES = ("color", "gray")
-LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for the grey guide
 
 
 class GuidedFilterUpsample(LowResUpsampler):
@@ -103,7 +103,7 @@ class GuidedFilterUpsample(LowResUpsampler):
 
     def _guide(self, image: np.ndarray) -> np.ndarray:
         if self.guide == "gray":
-            return (image @ LUMA.astype(image.dtype))[..., None]
+            return rec601_luma(image)[..., None]
         return image
 
     def _box(self, image: np.ndarray) -> np.ndarray:

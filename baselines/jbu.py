@@ -41,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from baselines.upsample import LowResUpsampler
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.imaging.grid import cell_coordinate
 
 ROW_BLOCK = 32  # full-resolution rows per block: the per-tap buffers stay in L2 cache
 
@@ -118,7 +119,7 @@ class JointBilateralUpsample(LowResUpsampler):
 
     def _taps(self, size: int, low_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Per axis: sample indices round(p↓)+d, d ∈ [−radius, radius] (clamped), and f's weights."""
-        position = (np.arange(size, dtype=np.float64) + 0.5) * (low_size / size) - 0.5  # p↓
+        position = cell_coordinate(np.arange(size, dtype=np.float64), size, low_size)  # p↓
         offsets = np.arange(-self.radius, self.radius + 1)[:, None]
         index = np.floor(position + 0.5).astype(np.int64)[None, :] + offsets
         inside = (index >= 0) & (index < low_size)

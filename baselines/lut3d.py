@@ -26,7 +26,7 @@ Section numbers below are from memory; the terms are named so they can be checke
   R_s is not 0 for the identity LUT: one output channel steps by 1/32 along each axis, so the
   LUT part is (1/32)^2 (its gradient vanishes inside the lattice, not on its faces).
   ``regularization()`` returns lambda_s R_s + lambda_m R_m, the weight norm taken from the last
-  training forward pass; ``benchmark.train.train_network`` adds it to the loss.
+  training forward pass; ``benchmark.training.train.train_network`` adds it to the loss.
 
 LUT layout and the coordinate-order pitfall: a LUT is ``(3, M, M, M)`` indexed
 ``[out_channel, b, g, r]`` (red fastest, as in the .cube convention and the authors'
@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.approximator import NetworkApproximator
+from benchmark.models.interface import NetworkApproximator
 
 LEAKY_SLOPE = 0.2
 CNN_INPUT_SIZE = 256  # the CNN's input is the image resized to 256x256 (§3.2; antialiased bilinear here)
@@ -219,3 +219,6 @@ class LUT3DApproximator(NetworkApproximator):
         checkpoint: str | None = None,
     ) -> None:
         super().__init__(name, ImageAdaptiveLUT(n_luts, lut_size, lambda_smooth, lambda_monotone, dropout), checkpoint)
+
+    def regularization(self) -> torch.Tensor:
+        return self.network.regularization()

@@ -57,16 +57,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.errors import BenchmarkError
-from benchmark.images import INTERPOLATIONS, resize
-from benchmark.pairs import PairSet
-from operators.local_laplacian import gaussian_pyramid
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import INTERPOLATIONS, resize
+from benchmark.imaging.pyramids import gaussian_pyramid
+from benchmark.models.interface import Approximator, Operator
 
 # Reference code (transform_model.py extend_features): no tone curve in a block whose luma knots are
 # closer than 5 (of 255) -- its curve would only fit noise.
@@ -87,7 +85,7 @@ def _check_int(key: str, value: object, low: int, expected: str) -> None:
         raise BenchmarkError(f"model.{key}={value!r} must be {expected}")
 
 
-class TransformRecipes:
+class TransformRecipes(Approximator):
     """Per-block YCbCr recipe fitted on the full-resolution (input, output) pair; see the module doc."""
 
     needs_operator = True
@@ -129,9 +127,6 @@ class TransformRecipes:
     # -----------------------------------------------------------------------------------------
     # Harness interface
 
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Run the operator at full resolution (server), fit the recipe, rebuild from the input (client)."""
         if operator is None:
@@ -144,8 +139,6 @@ class TransformRecipes:
             recipe = quantize(recipe, self.quantize_bits)
         return self.reconstruct(image, recipe)
 
-    def parameter_count(self) -> int:
-        return 0
 
     # -----------------------------------------------------------------------------------------
     # Server: fit
@@ -193,7 +186,7 @@ class TransformRecipes:
         if recipe.luma.shape[:2] != features.blocks:
             raise ValueError(f"recipe has {recipe.luma.shape[:2]} blocks, image needs {features.blocks}")
         s = self.step
-        tent = _tent(s)
+        tent = _hat(s)
         window = (tent[:, None] * tent[None, :]).reshape(-1)  # (P,)
         # One (3 x D) matrix per block: the luma row, and the chroma rows spread to the luma feature order.
         blocks_y, blocks_x = features.blocks
@@ -301,7 +294,7 @@ def _overlap_add_row(target: np.ndarray, pred: np.ndarray, row: int, step: int) 
     strip[:, :, 1:] += blocks[..., step:].transpose(1, 2, 0, 3)
 
 
-def _tent(step: int) -> np.ndarray:
+def _hat(step: int) -> np.ndarray:
     """Triangular window over 2 step pixels peaking at the centre; half-shifted copies sum to 1."""
     centres = np.arange(2 * step, dtype=np.float32) + 0.5
     return 1.0 - np.abs(centres - step) / step
@@ -310,7 +303,7 @@ def _tent(step: int) -> np.ndarray:
 def _window_sum(length: int, blocks: int, step: int) -> np.ndarray:
     """Σ over blocks of the 1-D window at each of the first ``length`` pixels (1 inside, < 1 at borders)."""
     total = np.zeros((blocks + 1) * step, np.float32)
-    tent = _tent(step)
+    tent = _hat(step)
     for index in range(blocks):
         total[index * step : index * step + 2 * step] += tent
     return total[:length]

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from benchmark.approximator import FitContext, Operator
-from benchmark.data import fit_max_side
-from benchmark.errors import BenchmarkError
-from benchmark.images import resize
-from benchmark.pairs import PairSet
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import resize
+from benchmark.data.photos import fit_max_side
+from benchmark.models.interface import Approximator, Operator
 
 
-class LowResUpsampler:
+class LowResUpsampler(Approximator):
     """Run the operator on an area-downsampled copy (longer side ``lowres_size``), then upsample its
     output guided by the full-resolution input. Subclasses say how, in ``upsample``."""
 
@@ -24,12 +21,6 @@ class LowResUpsampler:
             raise BenchmarkError(f"model.lowres_size={lowres_size} must be an integer of at least 8 px")
         self.name = name
         self.lowres_size = lowres_size
-
-    def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Downsample, operator at low resolution, upsample; an input already that small is returned

@@ -1,6 +1,9 @@
 """bilateral-bench: benchmark HDRNet and baselines against slow reference image operators."""
 
 import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout: data/, conf/, checkpoints/, reports/
 
 # torch's OpenMP threads spin for a while after each op (GOMP_SPINCOUNT 300000 by default) and starve
 # the numba threads of HDRNet's fused kernel that runs right after the low-res network on the same

@@ -25,22 +25,31 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark import settings
-from benchmark.approximator import Approximator, FitContext, NetworkApproximator
-from benchmark.checkpoints import MODEL_FILE, check_model_config, write_model
-from benchmark.curves import write_training_curve
-from benchmark.data import PROJECT_ROOT, DataIssues
-from benchmark.errors import BenchmarkError
-from benchmark.evaluate import Example, TimingConfig, evaluate, write_examples
-from benchmark.metrics import METRIC_DEFINITIONS, Lpips
-from benchmark.files import remove_stale_temporaries, write_bytes_atomic, write_errors, write_json_atomic
-from benchmark.results import environment, format_table, summarise
-from benchmark.runtime import resolve_device, use_threads
-from benchmark.tasks import instantiate, prepare_task
-from benchmark.train import TrainConfig
-
-
-CONF_DIR = PROJECT_ROOT / "conf"
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.files import (
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_errors,
+    write_json_atomic,
+)
+from benchmark.core.runtime import resolve_device, use_threads
+from benchmark.data.augment import is_variant
+from benchmark.data.photos import DataIssues
+from benchmark.data.tasks import prepare_task
+from benchmark.evaluation.evaluate import (
+    Example,
+    TimingConfig,
+    evaluate,
+    write_examples,
+)
+from benchmark.evaluation.metrics import METRIC_DEFINITIONS, Lpips
+from benchmark.evaluation.results import environment, format_table, summarise
+from benchmark.models.interface import Approximator, FitContext, NetworkApproximator
+from benchmark.models.registry import CONF_DIR, config_path, instantiate
+from benchmark.training.checkpoints import MODEL_FILE, check_model_config, write_model
+from benchmark.training.curves import write_training_curve
+from benchmark.training.train import TrainConfig
 
 
 def checkpoint_path(cfg: DictConfig) -> Path:
@@ -55,6 +64,8 @@ def checkpoint_path(cfg: DictConfig) -> Path:
 
 def validate(cfg: DictConfig) -> None:
     """Every top-level, data and eval setting a run uses, before any work (train.*: TrainConfig)."""
+    for group in ("task", "model"):  # a conf file whose name: disagrees with its file name stops here
+        config_path(group, cfg[group].name)
     settings.integer("seed", cfg.seed, 0)
     settings.integer("threads", cfg.threads, 1, optional=True)
     data = cfg.data
@@ -124,7 +135,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "environment": environment(device),
         "metrics": METRIC_DEFINITIONS,
         "lpips_status": lpips_status,
-        "split": {"train": [p.name for p in data.train], "test": [p.name for p in data.test]},
+        "split": {  # the photos; operator-made variants are counted in "pairs"
+            "train": [p.name for p in data.train if not is_variant(p.name)],
+            "test": [p.name for p in data.test],
+        },
         "training": {k: v for k, v in training.items() if k != "curve"},
         "images": rows,
         "summary": summarise(rows),
@@ -197,11 +211,8 @@ def check_overrides(arguments: list[str]) -> None:
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
             [] if override.is_delete() else [override.get_value_element_as_str()]
         if group.is_dir():
-            options = sorted(path.stem for path in group.glob("*.yaml"))
             for value in values:
-                if value not in options:
-                    raise BenchmarkError(f"{override.key_or_group}={value}: no such option; "
-                                         f"{override.key_or_group} is one of {', '.join(options)}")
+                config_path(override.key_or_group, value)  # an unknown option stops here, naming the known
         line = override.input_line if not override.is_sweep_override() else \
             f"{override.get_key_element()}={values[0] if values else ''}"
         first_values.append(line)

@@ -20,16 +20,20 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from benchmark.runtime import resolve_device
-from benchmark.approximator import NetworkApproximator
-from benchmark.checkpoints import MODEL_FILE, export, read_model, shipped_path
-from benchmark.data import PROJECT_ROOT
-from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, read_image, write_image
-from benchmark.tasks import instantiate
+from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    list_images,
+    read_image,
+    write_image,
+)
+from benchmark.core.runtime import resolve_device
+from benchmark.models.interface import NetworkApproximator
+from benchmark.models.registry import instantiate, model_targets
+from benchmark.training.checkpoints import MODEL_FILE, export, read_model, shipped_path
 
 SIXTEEN_BIT_EXTENSIONS = (".tif", ".tiff")  # jpg and png outputs are 8 bit
-MODELS_DIR = PROJECT_ROOT / "conf" / "model"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,8 +81,8 @@ def load_model(path: Path, device: torch.device) -> tuple[NetworkApproximator, d
     saved = read_model(path)
     # weights_only loading keeps a file from running code; so must its _target_: only the harness's models
     target = saved["model_config"].get("_target_")
-    if target not in {OmegaConf.load(config)._target_ for config in MODELS_DIR.glob("*.yaml")}:
-        raise BenchmarkError(f"{path}: model_config._target_={target!r} is none of the models in {MODELS_DIR}")
+    if target not in model_targets():
+        raise BenchmarkError(f"{path}: model_config._target_={target!r} is none of the models in conf/model")
     model = instantiate(OmegaConf.create(saved["model_config"]), "model")
     if not isinstance(model, NetworkApproximator):
         raise BenchmarkError(f"{path}: {target} is not a learned model")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.files import write_json_atomic
+from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.files import write_json_atomic
 
 # (metric, unit, digits, +1 when higher is better / -1 when lower is). LPIPS only where computed.
 QUALITY = (("psnr", "dB", 3, 1), ("ssim", "", 4, 1), ("lpips", "", 4, -1))

@@ -17,13 +17,13 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from benchmark.data import PROJECT_ROOT
-from benchmark.errors import BenchmarkError
-from benchmark.files import staging_folder, write_errors
-from benchmark.report_explainer import write_explainer
-from benchmark.report_figures import comparison_images, write_figures
-from benchmark.report_html import write_html
-from benchmark.report_tables import (
+from benchmark import PROJECT_ROOT
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.files import staging_folder, write_errors
+from benchmark.reporting.explainer import write_explainer
+from benchmark.reporting.figures import comparison_images, write_figures
+from benchmark.reporting.html import write_html
+from benchmark.reporting.tables import (
     QUALITY_METRICS,
     environment_table,
     published_fivek_table,

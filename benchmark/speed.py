@@ -38,24 +38,23 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark.runtime import resolve_device
-from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
-from benchmark.errors import BenchmarkError
-from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
-from benchmark.hdrnet.fused import guided_slice_apply
+from benchmark import PROJECT_ROOT
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.files import write_bytes_atomic, write_errors, write_json_atomic
+from benchmark.core.images import read_image
+from benchmark.core.runtime import resolve_device
+from benchmark.core.timing import Timing, time_callable
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.evaluation.results import environment
+from benchmark.hdrnet.approximator import HDRNetApproximator
 from benchmark.hdrnet.model import HDRNet
-from benchmark.images import read_image
-from benchmark import settings
-from benchmark.files import write_bytes_atomic, write_errors, write_json_atomic
-from benchmark.results import environment
-from benchmark.tasks import instantiate
-from benchmark.timing import Timing, time_callable
+from benchmark.models.registry import CONF_DIR, instantiate, options
 
 SIZES = {  # name -> (width, height)
     "768x512": (768, 512), "1MP": (1152, 864), "1080p": (1920, 1080), "4MP": (2304, 1728), "12MP": (4000, 3000),
 }
 PHOTO = BUNDLED_PHOTOS / "kodim05.png"  # real content: the guide's spread sets how many luma bins a row touches
-CONF_DIR = PROJECT_ROOT / "conf"
 
 
 @dataclass
@@ -91,12 +90,12 @@ def test_photo(width: int, height: int) -> np.ndarray:
 
 
 def model_names(choice: Any) -> list[str]:
-    available = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+    available = options("model")
     names = available if choice == "all" else [choice] if isinstance(choice, str) else list(choice)
     unknown = [name for name in names if name not in available]
     if unknown:
         raise BenchmarkError(f"model: {unknown} not in {available}")
-    return ["hdrnet"] + [name for name in names if name != "hdrnet"] if "hdrnet" in names else names
+    return names
 
 
 def compose_run_config(task: str, model: str) -> Any:
@@ -126,34 +125,6 @@ def copy_bandwidth(cfg: SpeedConfig) -> float:
     target = np.empty_like(source)
     timing = time_callable(lambda: _parallel_copy(source, target), warmup=2, repeats=cfg.repeats)
     return 2 * source.nbytes / (timing.median_ms / 1e3)
-
-
-def conv_guide(model: HDRNet, image: torch.Tensor) -> torch.Tensor:
-    """The pointwise guide as NCHW 1x1 convolutions, as PyTorch ports of HDRNet write it."""
-    hidden, out = model.guide.hidden, model.guide.out
-    features = F.relu(F.conv2d(image, hidden.weight[:, :, None, None], hidden.bias))
-    return torch.sigmoid(F.conv2d(features, out.weight[:, :, None, None], out.bias))[:, 0]
-
-
-def hdrnet_stages(model: HDRNet, photo: np.ndarray, device: torch.device) -> dict[str, Any]:
-    """Each HDRNet stage as a no-argument callable on ``device``."""
-    nchw = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
-    view = torch.from_numpy(photo).permute(2, 0, 1).unsqueeze(0).to(device)
-    lowres = model.lowres(view)
-    grid = model.coefficients(lowres)
-    stages = {
-        "total": lambda: model.enhance(photo),
-        "downsample": lambda: model.lowres(view),  # reads every pixel: grows with the photo
-        "lowres_net": lambda: model.coefficients(lowres),  # a 256x256 input whatever the photo
-    }
-    if device.type == "cpu":
-        hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
-        stages["fullres"] = lambda: guided_slice_apply(
-            photo, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
-        )
-    # last: its 12-channel full-res tensor (576 MB at 12 MP) would leave the allocator cold for the others
-    stages["fullres_grid_sample"] = lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw)
-    return stages
 
 
 def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
@@ -240,19 +211,12 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
             extra = {"task": cfg.task, "needs_operator": model.needs_operator, "parameters": model.parameter_count()}
             if model.needs_operator and operator is None:
                 continue
-            if name == "hdrnet":
-                with torch.no_grad():
-                    for stage, fn in hdrnet_stages(model.network.eval(), photo, torch.device("cpu")).items():
-                        rows.append(_row(name, stage, width, height, timed(fn, cfg), **extra))
-                    if gpu.type == "cuda":
-                        on_gpu = HDRNet(fullres="grid_sample").to(gpu).eval()
-                        on_gpu.load_state_dict(model.network.state_dict())
-                        for stage, fn in hdrnet_stages(on_gpu, photo, gpu).items():
-                            rows.append(_row(name, stage, width, height, timed(fn, cfg, str(gpu)), **extra))
-            else:
-                fn = (lambda m=model: m.predict(photo, operator if m.needs_operator else None))
-                rows.append(_row(name, "total", width, height, timed(fn, cfg), **extra))
-    if "hdrnet" in models:
+            given = operator if model.needs_operator else None
+            with torch.no_grad():
+                for device in [torch.device("cpu")] + ([gpu] if gpu.type == "cuda" else []):
+                    for stage, fn in model.timing_stages(photo, given, device).items():
+                        rows.append(_row(name, stage, width, height, timed(fn, cfg, str(device)), **extra))
+    if any(isinstance(model, HDRNetApproximator) for model in models.values()):  # the fused kernel's own benchmarks
         size = cfg.train_crop
         for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):
             rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), cfg.task, batch=cfg.train_batch))

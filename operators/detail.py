@@ -24,7 +24,7 @@ setting; its sigma_r is also relative to CIELAB L/255, i.e. to a [0, 0.39] range
 version here keeps the harness's float32 precision, exposes per-scale boosts and returns the
 input exactly (to float rounding) when every boost is 1.
 
-Colour: the luminance is ``operators.local_laplacian.luminance`` ((20R + 40G + B) / 61, weights
+Colour: the luminance is ``benchmark.imaging.colour.lapfilter_intensity`` ((20R + 40G + B) / 61, weights
 summing to 1) of the sRGB-encoded values, as the local Laplacian task uses. The luminance change
 is added to all three channels, out = in + (L' - L), so the output's luminance is L' exactly
 (before clipping) and the chroma differences R - L, B - L are kept, as Farbman (and detailEnhance)
@@ -47,8 +47,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from benchmark.imaging.colour import lapfilter_intensity
 from operators.checks import check_image, is_number
-from operators.local_laplacian import luminance
 
 # Defaults: three scales, each 4x coarser than the last (Farbman's Fig. 1 also uses three), fine
 # texture boosted most; a clearly visible but natural boost on the Kodak photos.
@@ -120,7 +120,7 @@ def detail_enhance(
         (H, W, 3) float32 in [0, 1]. All boosts 1 returns the input to float rounding (~1e-7).
     """
     _check(image, sigma_s, sigma_r, boosts, iterations)
-    gray = luminance(image)
+    gray = lapfilter_intensity(image)
     base, details = decompose(gray, sigma_s, sigma_r, iterations)
     change = base - gray  # L' - L = (base - L) + sum b_i d^i, ~1e-7 when every b_i = 1
     for boost, detail in zip(boosts, details):

@@ -20,11 +20,16 @@ Example:
 
 from __future__ import annotations
 
-import math
-
-import cv2
 import numpy as np
 
+from benchmark.imaging.colour import lapfilter_intensity, recolour
+from benchmark.imaging.pyramids import (
+    add_hat_weighted,
+    collapse,
+    default_levels,
+    gaussian_pyramid,
+    laplacian_pyramid,
+)
 from operators.checks import check_image, check_number
 
 # "strong" (α=0.25, σ_r=0.2) is the strongest detail boost of the parameter grid of Paris 2011
@@ -37,46 +42,7 @@ PRESETS: dict[str, dict[str, float]] = {
 
 # Paris 2011 lapfilter.m: differences below NOISE_LEVEL are left unamplified (smooth step to 2x).
 NOISE_LEVEL = 0.01
-# Halide apps/local_laplacian's eps: stops near-black pixels' colour noise from being scaled up.
-COLOR_EPS = 0.01
 LATTICE = 2**16 - 1
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Intensity (20R + 40G + B) / 61 of an (H, W, 3) image, as in Paris 2011 lapfilter.m."""
-    return (image @ np.array([20.0, 40.0, 1.0], np.float32) / np.float32(61.0)).astype(np.float32)
-
-
-def default_levels(height: int, width: int) -> int:
-    """Pyramid depth down to a coarsest level of 1-2 pixels (Paris 2011 gaussian_pyramid.m)."""
-    return max(1, math.ceil(math.log2(min(height, width))))
-
-
-def gaussian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-    """[G_0 = image, ..., G_{levels-1}] with OpenCV's 5-tap binomial ``pyrDown``."""
-    pyramid = [image]
-    for _ in range(levels - 1):
-        pyramid.append(cv2.pyrDown(pyramid[-1]))
-    return pyramid
-
-
-def _upsample(coarse: np.ndarray, like: np.ndarray) -> np.ndarray:
-    return cv2.pyrUp(coarse, dstsize=(like.shape[1], like.shape[0]))
-
-
-def laplacian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-    """[L_0, ..., L_{levels-2}, G_{levels-1}]; ``collapse`` inverts it exactly (up to rounding)."""
-    gauss = gaussian_pyramid(image, levels)
-    bands = [fine - _upsample(coarse, fine) for fine, coarse in zip(gauss[:-1], gauss[1:])]
-    return bands + [gauss[-1]]
-
-
-def collapse(pyramid: list[np.ndarray]) -> np.ndarray:
-    """Sum a Laplacian pyramid back into an image, the same upsampling as the analysis."""
-    image = pyramid[-1]
-    for band in reversed(pyramid[:-1]):
-        image = band + _upsample(image, band)
-    return image
 
 
 def remap(values: np.ndarray, g: float, alpha: float, sigma_r: float, beta: float) -> np.ndarray:
@@ -125,19 +91,6 @@ def local_laplacian_gray(
         for position, weight, band, acc in zip(positions, weights, bands, out):
             add_hat_weighted(acc, band, position, k, weight)
     return collapse(out)
-
-
-def add_hat_weighted(acc: np.ndarray, values: np.ndarray, position: np.ndarray, sample: int,
-                     scratch: np.ndarray) -> None:
-    """acc += max(0, 1 - |position - sample|) * values: linear interpolation between sampled
-    results (Aubry 2014; Durand 2002's piecewise-linear bilateral). In place in ``scratch``:
-    full-size temporaries cost page faults."""
-    np.subtract(position, np.float32(sample), out=scratch)
-    np.abs(scratch, out=scratch)
-    np.subtract(np.float32(1.0), scratch, out=scratch)
-    np.maximum(scratch, np.float32(0.0), out=scratch)
-    scratch *= values
-    acc += scratch
 
 
 def _check(image: np.ndarray, alpha: float, sigma_r: float, beta: float,
@@ -191,13 +144,7 @@ def local_laplacian(
     levels = default_levels(height, width) if levels is None else levels
     # Linear (not log) intensity of the sRGB-encoded values: the authors' demo.m runs detail
     # manipulation in the 'lin' domain ('log' is their HDR tone-mapping one); σ_r is in its units.
-    gray = luminance(image)
+    gray = lapfilter_intensity(image)
     filtered = local_laplacian_gray(gray, alpha, sigma_r, beta, levels, n_samples)
-    # Colour ratios kept (Paris 2011 §6, lapfilter.m 'lum'): out = in · out_lum / in_lum, written
-    # as out_lum + (in - in_lum) · ratio so that eps only tempers the chroma scaling: the output
-    # luminance stays out_lum exactly and α = β = 1 returns the input exactly.
-    ratio = (filtered + np.float32(COLOR_EPS)) / (gray + np.float32(COLOR_EPS))
-    out = image - gray[..., None]
-    out *= ratio[..., None]
-    out += filtered[..., None]
-    return np.clip(out, 0.0, 1.0, out=out)
+    # Colour ratios kept (Paris 2011 §6, lapfilter.m 'lum'): α = β = 1 returns the input exactly.
+    return recolour(image, gray, filtered)

@@ -41,21 +41,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from benchmark.imaging.colour import REC601_WEIGHTS, rec601_luma
 from operators.checks import check_image
 
 LUT_SIZE = 2**16  # one entry per 16-bit level
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601
 
 Curve = Sequence[tuple[float, float]]
 
 
 # ---------------------------------------------------------------------------------------------
 # Adjustments
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma of an (H, W, 3) image, (H, W) float32."""
-    return (image @ LUMA_WEIGHTS).astype(np.float32)
 
 
 def tone_curve(points: Curve) -> np.ndarray:
@@ -90,14 +85,14 @@ def channel_mix(image: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndar
 
 def saturation(image: np.ndarray, amount: float) -> np.ndarray:
     """Y + amount·(rgb − Y), clipped: 0 is grey, 1 the identity, > 1 more colourful."""
-    grey = luma(image)[..., None]
+    grey = rec601_luma(image)[..., None]
     out = grey + np.float32(amount) * (image - grey)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
 def vibrance(image: np.ndarray, amount: float) -> np.ndarray:
     """Saturation scaled by 1 + amount·(1 − s), s = max − min of the pixel: muted colours first."""
-    grey = luma(image)[..., None]
+    grey = rec601_luma(image)[..., None]
     red, green, blue = image[..., 0], image[..., 1], image[..., 2]  # faster than max(axis=2)
     chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
     chroma = chroma[..., None]
@@ -108,7 +103,7 @@ def vibrance(image: np.ndarray, amount: float) -> np.ndarray:
 def _zero_luma_tint(hue_degrees: float) -> np.ndarray:
     """The fully saturated colour of this hue minus its luma: a pure colour offset."""
     colour = np.array(colorsys.hsv_to_rgb((hue_degrees % 360) / 360, 1.0, 1.0), np.float32)
-    return colour - np.float32(colour @ LUMA_WEIGHTS)
+    return colour - np.float32(colour @ REC601_WEIGHTS)
 
 
 def split_tone(
@@ -120,7 +115,7 @@ def split_tone(
 ) -> np.ndarray:
     """Tint shadows towards ``shadow_hue`` (weight (1 − Y)²) and highlights towards
     ``highlight_hue`` (weight Y²); hues in degrees (0 red, 120 green, 240 blue)."""
-    y = luma(image)[..., None]
+    y = rec601_luma(image)[..., None]
     out = image + (np.float32(shadow_amount) * (1 - y) ** 2) * _zero_luma_tint(shadow_hue)
     out += (np.float32(highlight_amount) * y**2) * _zero_luma_tint(highlight_hue)
     return np.clip(out, 0.0, 1.0, out=out)

@@ -54,9 +54,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmark.images import read_image, resize
+from benchmark.core.images import read_image, resize
+from benchmark.imaging.colour import lapfilter_intensity, recolour
+from benchmark.imaging.pyramids import collapse, laplacian_pyramid
 from operators.checks import check_image, check_number
-from operators.local_laplacian import COLOR_EPS, collapse, laplacian_pyramid, luminance
 
 EXEMPLAR_DIR = Path(__file__).resolve().parents[1] / "data" / "exemplars"
 # Longer side (px) of the copies every statistic is computed on; the bundled exemplars are
@@ -136,7 +137,7 @@ _GRID = np.linspace(0.0, 1.0, QUANTILES)
 @functools.lru_cache(maxsize=32)
 def _exemplar_stats(path: str, side: int, sigma_r: float) -> _Stats:
     """Exemplar statistics at longer side ``side`` (WORK_SIDE, or a small input's own size)."""
-    gray = luminance(_shrink(_exemplar_image(path), side))
+    gray = lapfilter_intensity(_shrink(_exemplar_image(path), side))
     base, _ = _split(gray, sigma_r)
     texture = [np.quantile(t, _GRID) for t in _textureness(gray, _detail_levels(*gray.shape))]
     stats = _Stats(base=np.quantile(base, _GRID), texture=tuple(texture))
@@ -263,8 +264,8 @@ def style_transfer(
     side = min(WORK_SIDE, max(height, width))
     target = _exemplar_stats(path, side, sigma_r)
 
-    gray = luminance(image)
-    small = luminance(_shrink(image, side))
+    gray = lapfilter_intensity(image)
+    small = lapfilter_intensity(_shrink(image, side))
     small_base, small_detail = _split(small, sigma_r)
     base, detail = _split(gray, sigma_r)
 
@@ -303,12 +304,7 @@ def style_transfer(
 
     # Colour ratios kept, as operators.local_laplacian does (Paris 2011 §6, eps from Halide),
     # up to MAX_CHROMA_GAIN: the output luminance is `out` whatever the chroma factor.
-    ratio = (out + np.float32(COLOR_EPS)) / (gray + np.float32(COLOR_EPS))
-    np.minimum(ratio, np.float32(MAX_CHROMA_GAIN), out=ratio)
-    styled = image - gray[..., None]
-    styled *= ratio[..., None]
-    styled += out[..., None]
-    np.clip(styled, 0.0, 1.0, out=styled)
+    styled = recolour(image, gray, out, MAX_CHROMA_GAIN)
     # strength blends the (clipped) result with the input in RGB: the same as blending the
     # luminance and rescaling chroma, since both are linear in the luminance change; exact at 0.
     styled -= image

@@ -20,7 +20,7 @@ of mapping from them:
    enlarged: highlight detail is strengthened along with the range.
 3. **Local tone mapping** by the bilateral base/detail method of Durand & Dorsey 2002, "Fast
    Bilateral Filtering for the Display of High-Dynamic-Range Images" (SIGGRAPH): intensity
-   I = (20R + 40G + B)/61 (their formula; ``operators.local_laplacian.luminance``), log2 I split
+   I = (20R + 40G + B)/61 (their formula; ``benchmark.imaging.colour.lapfilter_intensity``), log2 I split
    into a base (bilateral filter, σ_s = 2% of the image size, σ_r = 0.4 log10 units = 1.33 stops,
    their settings) and a detail (log I − base); the base is compressed by a factor c, the detail
    kept (times ``detail``), and colour ratios R/I, G/I, B/I kept. The bilateral filter is their
@@ -62,8 +62,9 @@ import math
 import cv2
 import numpy as np
 
+from benchmark.imaging.colour import lapfilter_intensity
+from benchmark.imaging.pyramids import add_hat_weighted
 from operators.checks import check_image, check_number, is_number
-from operators.local_laplacian import add_hat_weighted, luminance
 
 # Durand & Dorsey 2002: σ_s = 2% of the image size, σ_r = 0.4 in log10 units.
 DURAND_SIGMA_S = 0.02
@@ -202,7 +203,7 @@ def tone_map(
     """
     _check(image, range_stops, compression, key, detail, sigma_s, sigma_r)
     linear = srgb_to_linear(image)
-    intensity = np.maximum(luminance(linear), np.float32(INTENSITY_FLOOR))
+    intensity = np.maximum(lapfilter_intensity(linear), np.float32(INTENSITY_FLOOR))
     expanded = intensity * expansion_gain(intensity, 2.0**range_stops)
     log_i = np.log2(expanded)
     base = fast_bilateral(log_i, sigma_s * max(image.shape[:2]), sigma_r)

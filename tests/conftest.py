@@ -13,8 +13,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
-from benchmark.images import read_image, resize, write_image
+from benchmark import PROJECT_ROOT
+from benchmark.core.images import read_image, resize, write_image
+from benchmark.data.photos import BUNDLED_PHOTOS
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -14,12 +14,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from benchmark import apply, checkpoints
+from benchmark import PROJECT_ROOT, apply
 from benchmark.__main__ import run
-from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT
-from benchmark.errors import BenchmarkError
-from benchmark.images import read_image, resize, write_image
-from benchmark.tasks import instantiate
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import read_image, resize, write_image
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.models.registry import instantiate
+from benchmark.training import checkpoints
 from tests.conftest import compose_config, run_cli
 
 CPU = torch.device("cpu")

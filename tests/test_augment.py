@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from benchmark.__main__ import run
-from benchmark.augment import AugmentConfig, geometric, pair_variants, photo_variants, photometric
-from benchmark.data import Photo
-from benchmark.errors import BenchmarkError
-from benchmark.pairs import Pair
+from benchmark.core.errors import BenchmarkError
+from benchmark.data.augment import (
+    AugmentConfig,
+    geometric,
+    is_variant,
+    pair_variants,
+    photo_variants,
+    photometric,
+)
+from benchmark.data.pairs import Pair
+from benchmark.data.photos import DataIssues, Photo
+from benchmark.data.tasks import prepare_task
 from operators.tone_mapping import linear_to_srgb, srgb_to_linear
 from tests.conftest import compose_config
 
@@ -55,13 +63,15 @@ def test_human_made_pairs_get_the_same_geometric_change_on_both_sides(rng):
 
 def test_a_run_makes_variants_of_training_photos_only_and_counts_them(tmp_path):
     cache = tmp_path / "cache"
-    results = run(compose_config(["profile=smoke", "data.augment.variants=2", f"data.cache_dir={cache}"]),
-                  tmp_path / "run")
-    train, test = results["split"]["train"], results["split"]["test"]
+    cfg = compose_config(["profile=smoke", "data.augment.variants=2", f"data.cache_dir={cache}"])
+    results = run(cfg, tmp_path / "run")
     assert results["pairs"] == {"train": 9, "augmented": 6, "test": 1}
-    assert sorted(name for name in train if "~aug" in name) == sorted(f"{n}~aug{k}" for n in train if "~" not in n
-                                                                      for k in range(2))
-    assert not any("~" in name for name in test)
+    assert len(results["split"]["train"]) == 3  # the split lists photos; variants are counted in pairs
+    data = prepare_task(cfg, cache / "pairs", DataIssues(False, 32), crop_size=cfg.train.crop_size)  # cached now
+    train = [pair.name for pair in data.train]
+    assert sorted(name for name in train if is_variant(name)) == sorted(
+        f"{n}~aug{k}" for n in results["split"]["train"] for k in range(2))
+    assert not any(is_variant(pair.name) for pair in data.test)
     assert len(list((cache / "pairs").rglob("*.npz"))) == 10
     bicubic = run(compose_config(["profile=smoke", "model=bicubic", "data.augment.variants=2",
                                   f"data.cache_dir={cache}"]), tmp_path / "bicubic")

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from benchmark.__main__ import run
-from benchmark.data import DataIssues, load_photos
-from benchmark.errors import BenchmarkError
-from benchmark.images import write_image
-from benchmark.pair_folders import PairFolder, load_pair_folder
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import write_image
+from benchmark.data.pair_folders import PairFolder, load_pair_folder
+from benchmark.data.photos import DataIssues, load_photos
 from tests.conftest import compose_config, run_cli
 
 FIVEK_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fivek_sample"

@@ -18,16 +18,16 @@ from baselines.bgu import (
     data_matrix,
     grid_shape,
     identity_grid,
-    luma,
     slice_and_apply,
 )
 from baselines.upsample import BicubicUpsample
 from benchmark.__main__ import run
-from benchmark.data import BUNDLED_PHOTOS, fit_max_side
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import read_image, resize, to_tensor
+from benchmark.data.photos import BUNDLED_PHOTOS, fit_max_side
+from benchmark.evaluation.metrics import psnr
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
-from benchmark.images import read_image, resize, to_tensor
-from benchmark.metrics import psnr
+from benchmark.imaging.colour import bgu_luma
 from operators.local_laplacian import local_laplacian
 from tests.conftest import compose_config
 
@@ -80,7 +80,7 @@ def test_slice_matches_hdrnet_bilateral_slice(rng):
     image = rng.random((37, 53, 3), dtype=np.float32)
     ours = slice_and_apply(grid, image)
     pixels = to_tensor(image)
-    guide = torch.from_numpy(luma(image)).unsqueeze(0)
+    guide = torch.from_numpy(bgu_luma(image)).unsqueeze(0)
     reference = apply_affine(bilateral_slice(grid_to_torch(grid), guide), pixels)
     reference = reference[0].permute(1, 2, 0).clamp(0, 1).numpy()
     np.testing.assert_allclose(ours, reference, atol=2e-5)
@@ -92,7 +92,7 @@ def test_fit_data_term_uses_the_same_slice(rng):
     image = rng.random((41, 59, 3), dtype=np.float32)
     jacobian = data_matrix(image, grid.shape[:3])
     ours = np.stack([jacobian @ grid[..., c, :].reshape(-1) for c in range(3)], axis=-1).reshape(image.shape)
-    guide = torch.from_numpy(luma(image)).unsqueeze(0)
+    guide = torch.from_numpy(bgu_luma(image)).unsqueeze(0)
     reference = apply_affine(bilateral_slice(grid_to_torch(grid), guide), to_tensor(image))
     np.testing.assert_allclose(ours, reference[0].permute(1, 2, 0).numpy(), atol=2e-5)
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmark.data import Photo
-from benchmark.pairs import make_pairs
+from benchmark.data.pairs import make_pairs
+from benchmark.data.photos import Photo
 from tests.conftest import cli_env
 
 OPERATOR_SECONDS = 0.5  # long enough that two processes released together both miss the cache

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark.data import BUNDLED_PHOTOS
-from benchmark.images import read_image, resize
+from benchmark.core.images import read_image, resize
+from benchmark.data.photos import BUNDLED_PHOTOS
 from operators.dehaze import (
     atmospheric_light,
     dark_channel,

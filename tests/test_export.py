@@ -9,10 +9,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from benchmark.checkpoints import write_model
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet.export import OnnxHDRNet, export_onnx, main
 from benchmark.hdrnet.model import HDRNet
+from benchmark.training.checkpoints import write_model
 
 
 def _trained_looking_model() -> HDRNet:

@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import files, regress
+from benchmark import PROJECT_ROOT, regress
 from benchmark.__main__ import checkpoint_path, run
 from benchmark.apply import main as apply_main
-from benchmark.data import BUNDLED_PHOTOS, PROJECT_ROOT, DataIssues, load_photos
-from benchmark.errors import BenchmarkError, ImageError
-from benchmark.images import _library_message, read_image, write_image
+from benchmark.core import files
+from benchmark.core.errors import BenchmarkError, ImageError
+from benchmark.core.images import _library_message, read_image, write_image
+from benchmark.data.photos import BUNDLED_PHOTOS, DataIssues, load_photos
 from benchmark.report import main as report_main
 from benchmark.speed import main as speed_main
-from benchmark.train import read_training_checkpoint
+from benchmark.training.train import read_training_checkpoint
 from tests.conftest import cli_env, compose_config, run_cli
 
 SMOKE = ["profile=smoke", "task=local_laplacian", "device=cpu"]
@@ -262,7 +263,7 @@ def test_a_full_disk_at_the_checkpoint_or_the_run_outputs_leaves_no_partial_file
         original(path, write)
 
     for name in ("model.pt", "results.json"):
-        monkeypatch.setattr("benchmark.checkpoints.save_torch",
+        monkeypatch.setattr("benchmark.training.checkpoints.save_torch",
                             lambda state, path: write_atomic(Path(path), None) if path.name == name else None)
         monkeypatch.setattr("benchmark.__main__.write_json_atomic",
                             lambda data, path: write_atomic(Path(path), None) if path.name == name else None)
@@ -283,7 +284,7 @@ def test_a_full_disk_in_apply_and_report_is_one_error_line(tmp_path, finished_ru
 
 FULL_DISK_CLI = """
 import errno, os, sys
-from benchmark import files
+from benchmark.core import files
 def no_space(descriptor):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 files.os.fsync = no_space

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from benchmark.__main__ import run
-from benchmark.data import DataIssues
-from benchmark.errors import BenchmarkError
-from benchmark.fivek import fivek_layout
-from benchmark.images import read_image, write_image
-from benchmark.pair_folders import load_pair_folder
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import read_image, write_image
+from benchmark.data.fivek import fivek_layout
+from benchmark.data.pair_folders import load_pair_folder
+from benchmark.data.photos import DataIssues
 from tests.conftest import compose_config
 
 FIVEK_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fivek_sample"

@@ -1,4 +1,4 @@
-"""Reading, writing and converting images: benchmark/images.py."""
+"""Reading, writing and converting images: benchmark/core/images.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import tifffile
 import torch
 from PIL import Image, ImageOps
 
-from benchmark.errors import BenchmarkError, ImageError
-from benchmark.images import (
+from benchmark.core.errors import BenchmarkError, ImageError
+from benchmark.core.images import (
     from_tensor,
     list_images,
     read_image,
@@ -67,10 +67,10 @@ def test_greyscale_becomes_three_equal_channels(tmp_path, rgb8):
 def test_alpha_is_dropped_and_logged(tmp_path, rgb8, caplog):
     rgba = np.dstack([rgb8, np.full(rgb8.shape[:2], 7, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    with caplog.at_level(logging.INFO, logger="benchmark.images"):
+    with caplog.at_level(logging.INFO, logger="benchmark.core.images"):
         loaded = read_image(tmp_path / "a.png")
     np.testing.assert_array_equal(loaded, rgb8 / np.float32(255))  # colour kept, not premultiplied
-    messages = [r.getMessage() for r in caplog.records if r.name == "benchmark.images"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "benchmark.core.images"]
     assert len(messages) == 1 and "alpha" in messages[0] and "a.png" in messages[0]
 
 
@@ -169,7 +169,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch, rgb8):
     def fail(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("benchmark.files.os.replace", fail)
+    monkeypatch.setattr("benchmark.core.files.os.replace", fail)
     with pytest.raises(BenchmarkError, match="a.png: no space left on device"):
         write_image(tmp_path / "a.png", rgb8 / 255.0)
     assert list(tmp_path.iterdir()) == []

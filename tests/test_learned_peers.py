@@ -25,10 +25,10 @@ from baselines.lut3d import (
     lut_smoothness,
 )
 from benchmark.__main__ import run
-from benchmark.data import BUNDLED_PHOTOS
-from benchmark.images import read_image, resize, to_tensor
-from benchmark.pairs import Pair
-from benchmark.train import CropSampler, TrainConfig, train_network
+from benchmark.core.images import read_image, resize, to_tensor
+from benchmark.data.pairs import Pair
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.training.train import CropSampler, TrainConfig, train_network
 from tests.conftest import compose_config
 
 M = 33  # LUT entries per axis
@@ -323,8 +323,9 @@ def test_learns_a_gamma_curve(make, tmp_path):
         checkpoint_every=1000, eval_every=1000,
     )
     model = make()
+    prior = model.regularization if isinstance(model, ImageAdaptiveLUT) else (lambda: 0.0)
     summary = train_network(
-        model, _gamma_pairs(3, 1), _gamma_pairs(1, 10), cfg, tmp_path / "ckpt.pt", torch.device("cpu"), 0
+        model, _gamma_pairs(3, 1), _gamma_pairs(1, 10), cfg, tmp_path / "ckpt.pt", torch.device("cpu"), 0, prior
     )
     assert summary["loss_after"] < 0.5 * summary["loss_before"]
     assert summary["curve"][-1]["test_psnr"] > summary["curve"][0]["test_psnr"] + 1

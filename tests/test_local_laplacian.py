@@ -12,16 +12,17 @@ import cv2
 import numpy as np
 import pytest
 
-from operators.local_laplacian import (
-    COLOR_EPS,
-    PRESETS,
+from benchmark.imaging.colour import COLOR_EPS, lapfilter_intensity
+from benchmark.imaging.pyramids import (
     collapse,
     default_levels,
     gaussian_pyramid,
     laplacian_pyramid,
+)
+from operators.local_laplacian import (
+    PRESETS,
     local_laplacian,
     local_laplacian_gray,
-    luminance,
     remap,
 )
 from tests.conftest import assert_operator_contract
@@ -73,7 +74,7 @@ def small() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def direct_small(small: np.ndarray) -> dict[str, np.ndarray]:
-    gray = luminance(small)
+    gray = lapfilter_intensity(small)
     levels = default_levels(*gray.shape)
     return {
         name: direct_local_laplacian_gray(gray, **params, levels=levels)
@@ -138,7 +139,7 @@ def test_alpha_one_beta_one_is_identity(shape: tuple[int, int], sigma_r: float) 
 def test_fast_matches_direct(
     small: np.ndarray, direct_small: dict, preset: str, min_psnr: float, max_abs: float
 ) -> None:
-    gray = luminance(small)
+    gray = lapfilter_intensity(small)
     levels = default_levels(*gray.shape)
     fast = local_laplacian_gray(gray, **PRESETS[preset], levels=levels, n_samples=8)
     direct = direct_small[preset]
@@ -152,7 +153,7 @@ def test_fast_converges_to_direct(
 ) -> None:
     # measured (strong): K=16 33.0 dB, K=64 48.1 dB, K=256 67.7 dB; error ~ 1/K^2 as expected
     # for linear interpolation in g, and no floor from the 16-bit remapping table
-    gray = luminance(small)
+    gray = lapfilter_intensity(small)
     levels = default_levels(*gray.shape)
     fast = local_laplacian_gray(gray, **PRESETS["strong"], levels=levels, n_samples=n_samples)
     assert psnr(fast, direct_small["strong"]) > min_psnr
@@ -160,9 +161,9 @@ def test_fast_converges_to_direct(
 
 def test_detail_boost_increases_high_frequencies() -> None:
     image = synthetic_image(96, 128)
-    hf_in = high_freq(luminance(image))
-    hf_normal = high_freq(luminance(local_laplacian(image, **PRESETS["normal"])))
-    hf_strong = high_freq(luminance(local_laplacian(image, **PRESETS["strong"])))
+    hf_in = high_freq(lapfilter_intensity(image))
+    hf_normal = high_freq(lapfilter_intensity(local_laplacian(image, **PRESETS["normal"])))
+    hf_strong = high_freq(lapfilter_intensity(local_laplacian(image, **PRESETS["strong"])))
     assert hf_in * 1.2 < hf_normal < hf_strong  # measured ratios 1.38 (normal), 1.81 (strong)
     assert hf_strong > 1.5 * hf_in
 
@@ -170,23 +171,23 @@ def test_detail_boost_increases_high_frequencies() -> None:
 def test_beta_below_one_compresses_large_scale_range() -> None:
     image = synthetic_image(96, 128)
     out = local_laplacian(image, alpha=1.0, sigma_r=0.1, beta=0.3)
-    assert low_freq(luminance(out)) < 0.75 * low_freq(luminance(image))  # measured ratio 0.66
+    assert low_freq(lapfilter_intensity(out)) < 0.75 * low_freq(lapfilter_intensity(image))  # measured ratio 0.66
 
 
 def test_colour_ratios_are_kept() -> None:
     image = synthetic_image(64, 80)
     out = local_laplacian(image, **PRESETS["strong"])
-    gray = luminance(image)
+    gray = lapfilter_intensity(image)
     levels = default_levels(64, 80)
     filtered = local_laplacian_gray(gray, **PRESETS["strong"], levels=levels, n_samples=8)
     inside = (out > 1e-3).all(-1) & (out < 1 - 1e-3).all(-1)  # not clipped
     assert inside.mean() > 0.9
     # luminance of the output is the filtered luminance
-    np.testing.assert_allclose(luminance(out)[inside], filtered[inside], atol=1e-5)
+    np.testing.assert_allclose(lapfilter_intensity(out)[inside], filtered[inside], atol=1e-5)
     # chroma (rgb - lum) scales by one factor per pixel, (out_lum + eps) / (in_lum + eps)
     ratio = (filtered + COLOR_EPS) / (gray + COLOR_EPS)
     expected = (image - gray[..., None]) * ratio[..., None]
-    chroma = out - luminance(out)[..., None]
+    chroma = out - lapfilter_intensity(out)[..., None]
     np.testing.assert_allclose(chroma[inside], expected[inside], atol=1e-5)
 
 

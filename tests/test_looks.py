@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 
-from benchmark.data import BUNDLED_PHOTOS
-from benchmark.images import read_image, resize
+from benchmark.core.images import read_image, resize
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.imaging.colour import rec601_luma
 from operators.looks import (
     LOOKS,
     LUT_SIZE,
     apply_curve,
     apply_look,
     channel_mix,
-    luma,
     saturation,
     split_tone,
     tone_curve,
@@ -80,7 +80,7 @@ def test_channel_mix_saturation_vibrance() -> None:
     mono = channel_mix(image, [[0.5, 0.4, 0.1]])
     np.testing.assert_allclose(mono[..., 0], image @ np.float32([0.5, 0.4, 0.1]), atol=1e-6)
     np.testing.assert_allclose(saturation(image, 1.0), image, atol=1e-6)
-    grey = np.repeat(luma(image)[..., None], 3, -1)
+    grey = np.repeat(rec601_luma(image)[..., None], 3, -1)
     np.testing.assert_allclose(saturation(image, 0.0), grey, atol=1e-6)
     np.testing.assert_allclose(vibrance(image, 0.0), image, atol=1e-6)
     # vibrance boosts muted colours more than vivid ones
@@ -93,7 +93,7 @@ def test_channel_mix_saturation_vibrance() -> None:
 def test_split_tone_keeps_luma_and_tints_by_brightness() -> None:
     ramp = np.repeat(np.linspace(0.2, 0.8, 64, dtype=np.float32)[None, :, None], 3, axis=2)  # grey ramp
     out = split_tone(ramp, shadow_hue=185.0, shadow_amount=0.1, highlight_hue=35.0, highlight_amount=0.15)
-    np.testing.assert_allclose(luma(out), luma(ramp), atol=1e-6)  # nothing clipped on this ramp
+    np.testing.assert_allclose(rec601_luma(out), rec601_luma(ramp), atol=1e-6)  # nothing clipped on this ramp
     shadows, highlights = out[0, 0], out[0, -1]
     assert shadows[2] > shadows[0] and shadows[1] > shadows[0]  # teal: blue and green over red
     assert highlights[0] > highlights[1] > highlights[2]  # orange: red over green over blue
@@ -166,7 +166,7 @@ def test_crisp_bw_is_monochrome_with_more_contrast(photo: np.ndarray) -> None:
 
 def test_warm_film_lifts_blacks_warms_highlights_and_mutes(photo: np.ndarray) -> None:
     black = apply_look(np.zeros((4, 4, 3), np.float32), "warm_film")[0, 0]
-    assert luma(black[None, None])[0, 0] > 0.05  # lifted blacks
+    assert rec601_luma(black[None, None])[0, 0] > 0.05  # lifted blacks
     assert black[2] > black[0] and black[1] > black[0]  # teal shadows
     white = apply_look(np.ones((4, 4, 3), np.float32), "warm_film")[0, 0]
     assert white.max() < 1.0 and white[0] > white[2]  # rolled-off, warm highlights

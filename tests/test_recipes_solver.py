@@ -23,10 +23,10 @@ from baselines.bilateral_solver import (
 from baselines.recipes import TransformRecipes
 from baselines.upsample import BicubicUpsample
 from benchmark.__main__ import run
-from benchmark.data import BUNDLED_PHOTOS
-from benchmark.errors import BenchmarkError
-from benchmark.images import read_image, resize
-from benchmark.metrics import psnr
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import read_image, resize
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.evaluation.metrics import psnr
 from operators.local_laplacian import local_laplacian
 from tests.conftest import compose_config
 

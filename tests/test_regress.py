@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data import PROJECT_ROOT
+from benchmark import PROJECT_ROOT
+from benchmark.core.files import write_json_atomic
 from benchmark.regress import main
-from benchmark.files import write_json_atomic
 
 ENVIRONMENT = {"python": "3.11", "torch": "2.14.1", "torch_threads": 2, "device": "cpu", "git_revision": "abc123"}
 

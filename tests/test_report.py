@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmark import PROJECT_ROOT
 from benchmark.__main__ import run
-from benchmark.data import PROJECT_ROOT
+from benchmark.core.images import read_image
+from benchmark.evaluation.metrics import psnr
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
-from benchmark.images import read_image
-from benchmark.metrics import psnr
 from benchmark.report import main
-from benchmark.report_explainer import apply_then_blend, random_grid
+from benchmark.reporting.explainer import apply_then_blend, random_grid
 from tests.conftest import compose_config
 
 SMOKE = ["profile=smoke", "data.max_images=8"]  # 8 photos: 2 test images, so two example strips

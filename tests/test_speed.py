@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.data import PROJECT_ROOT
+from benchmark import PROJECT_ROOT
 from benchmark.speed import main, parse_size
 
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from submitit.slurm.slurm import SlurmExecutor
 
-from benchmark.data import PROJECT_ROOT
+from benchmark import PROJECT_ROOT
 from tests.conftest import run_multirun
 
 

@@ -1,4 +1,4 @@
-"""The timing utility: benchmark/timing.py."""
+"""The timing utility: benchmark/core/timing.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from benchmark.timing import Timing, time_callable
+from benchmark.core.timing import Timing, time_callable
 
 
 def test_sleep_is_timed_in_milliseconds_and_calls_are_counted():

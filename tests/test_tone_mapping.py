@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from benchmark.data import BUNDLED_PHOTOS
-from benchmark.images import read_image
-from operators.local_laplacian import luminance
+from benchmark.core.images import read_image
+from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.imaging.colour import lapfilter_intensity
 from operators.tone_mapping import (
     DURAND_SIGMA_R_STOPS,
     expansion_gain,
@@ -50,7 +50,7 @@ def direct_bilateral(values: np.ndarray, sigma_s: float, sigma_r: float) -> np.n
 
 
 def log_intensity(image: np.ndarray) -> np.ndarray:
-    return np.log2(np.maximum(luminance(srgb_to_linear(image)), 2.0**-14)).astype(np.float32)
+    return np.log2(np.maximum(lapfilter_intensity(srgb_to_linear(image)), 2.0**-14)).astype(np.float32)
 
 
 def log_high_freq(image: np.ndarray, region: tuple) -> float:

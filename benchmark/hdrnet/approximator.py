@@ -1,16 +1,24 @@
-"""HDRNet as a harness model: the network built from the ``model.grid`` config."""
+"""HDRNet as a harness model: the network built from the ``model.grid`` config, and its stages."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from benchmark.approximator import NetworkApproximator
+from benchmark.data.pairs import Operator
+from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
+from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet
-from benchmark.pairs import Operator
+from benchmark.models.interface import NetworkApproximator
 
 
 class HDRNetApproximator(NetworkApproximator):
+    runtime_settings = ("checkpoint", "fullres")  # fused or grid_sample compute the same function
+
     def __init__(
         self,
         name: str,
@@ -28,3 +36,37 @@ class HDRNetApproximator(NetworkApproximator):
     def predict(self, image: np.ndarray, operator: Operator | None = None) -> np.ndarray:
         """Full-resolution input -> output; on CPU the fused guide + slice + apply kernel."""
         return self.network.enhance(image)
+
+    def timing_stages(
+        self, image: np.ndarray, operator: Operator | None, device: torch.device
+    ) -> dict[str, Callable[[], object]]:
+        """total, downsample, lowres_net, fullres (fused, CPU) and fullres_grid_sample on ``device``
+        (a CUDA device gets a grid_sample copy of the network)."""
+        model = self.network.eval()
+        if device.type != "cpu":
+            model = copy.deepcopy(model).to(device)
+            model.fullres = "grid_sample"  # the fused kernel is CPU-only
+        nchw = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
+        view = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device)
+        lowres = model.lowres(view)
+        grid = model.coefficients(lowres)
+        stages: dict[str, Callable[[], object]] = {
+            "total": lambda: model.enhance(image),
+            "downsample": lambda: model.lowres(view),  # reads every pixel: grows with the photo
+            "lowres_net": lambda: model.coefficients(lowres),  # a 256x256 input whatever the photo
+        }
+        if device.type == "cpu":
+            hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
+            stages["fullres"] = lambda: guided_slice_apply(
+                image, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
+            )
+        # last: its 12-channel full-res tensor (576 MB at 12 MP) would leave the allocator cold for the others
+        stages["fullres_grid_sample"] = lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw)
+        return stages
+
+
+def conv_guide(model: HDRNet, image: torch.Tensor) -> torch.Tensor:
+    """The pointwise guide as NCHW 1x1 convolutions, as PyTorch ports of HDRNet write it."""
+    hidden, out = model.guide.hidden, model.guide.out
+    features = F.relu(F.conv2d(image, hidden.weight[:, :, None, None], hidden.bias))
+    return torch.sigmoid(F.conv2d(features, out.weight[:, :, None, None], out.bias))[:, 0]

@@ -21,11 +21,11 @@ import onnxruntime
 import torch
 
 from benchmark.apply import load_model
-from benchmark.checkpoints import resolve
-from benchmark.errors import ArgumentParser, BenchmarkError
-from benchmark.files import write_bytes_atomic
+from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.files import write_bytes_atomic
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet, PointwiseGuide
+from benchmark.training.checkpoints import resolve
 
 GUIDE_KEY = "hdrnet_guide"
 

@@ -8,14 +8,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.images import from_tensor, to_tensor
+from benchmark.core.images import from_tensor, to_tensor
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
-from benchmark.hdrnet.fused import GUIDE_HIDDEN, fused_guided_slice_apply, fused_slice_apply, guided_slice_apply
+from benchmark.hdrnet.fused import (
+    GUIDE_HIDDEN,
+    fused_guided_slice_apply,
+    fused_slice_apply,
+    guided_slice_apply,
+)
 
 GUIDES = ("pointwise", "curves")
 LOWRES_INTERPOLATIONS = ("nearest", "bilinear")

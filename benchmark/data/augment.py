@@ -20,17 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import settings
-from benchmark.data import Photo
-from benchmark.errors import BenchmarkError
-from benchmark.images import resize
-from benchmark.pairs import Pair
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import resize
+from benchmark.data.pairs import Pair
+from benchmark.data.photos import Photo
+from benchmark.imaging.colour import rec709_luminance
 from operators.tone_mapping import linear_to_srgb, srgb_to_linear
 
 PHOTOMETRIC = ("exposure", "white_balance", "gamma", "saturation")
 GEOMETRIC = ("flip", "rotate", "rescale")
 KINDS = PHOTOMETRIC + GEOMETRIC
-REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)  # luminance of linear sRGB primaries
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def photometric(image: np.ndarray, drawn: Mapping[str, Any]) -> np.ndarray:
     if "gamma" in drawn:
         linear = linear ** np.float32(drawn["gamma"])
     if "saturation" in drawn:
-        grey = (linear @ REC709)[..., None]
+        grey = rec709_luminance(linear)[..., None]
         linear = np.clip(grey + np.float32(drawn["saturation"]) * (linear - grey), 0, 1)
     return np.ascontiguousarray(linear_to_srgb(linear), dtype=np.float32)
 

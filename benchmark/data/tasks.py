@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import hydra
 import numpy as np
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.approximator import Operator
-from benchmark.augment import AugmentConfig, pair_variants, photo_variants
-from benchmark.data import DataIssues, load_photos, split_items
-from benchmark.errors import BenchmarkError
-from benchmark.fivek import fivek_layout
-from benchmark.pair_folders import PairFolder, listed_names, load_pair_folder, read_names
-from benchmark.pairs import PairSet, make_pairs
-from benchmark.train import check_crop_size
+from benchmark.core.errors import BenchmarkError
+from benchmark.data.augment import AugmentConfig, pair_variants, photo_variants
+from benchmark.data.fivek import fivek_layout
+from benchmark.data.pair_folders import (
+    PairFolder,
+    listed_names,
+    load_pair_folder,
+    read_names,
+)
+from benchmark.data.pairs import PairSet, make_pairs
+from benchmark.data.photos import DataIssues, load_photos, split_items
+from benchmark.models.interface import Operator
+from benchmark.models.registry import instantiate
+from benchmark.training.train import check_crop_size
 
 
 @dataclass(frozen=True)
@@ -29,15 +32,6 @@ class TaskData:
     synthetic: bool  # targets from a built-in stand-in (e.g. synthetic Photoshop looks)
     source: str  # where the pairs came from, for the console and results.json
     augmented: int = 0  # of the training pairs, how many are variants (data.augment)
-
-
-def instantiate(node: DictConfig, key: str) -> Any:
-    """Hydra's instantiate, with a constructor's complaint turned into a one-line error."""
-    try:
-        return hydra.utils.instantiate(node, _convert_="all")
-    except InstantiationException as error:
-        message = " ".join(str(error.__cause__ or error).split())  # one line
-        raise BenchmarkError(f"{key}: {message}") from None
 
 
 def _folder_split(

@@ -16,7 +16,7 @@ import os
 import cv2
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 def resolve_device(name: str) -> torch.device:

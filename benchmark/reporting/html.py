@@ -13,9 +13,10 @@ import html
 from itertools import groupby
 from pathlib import Path
 
-from benchmark.report_explainer import Explainer
-from benchmark.report_figures import Comparison, Figure
-from benchmark.report_tables import Table, to_html
+from benchmark.reporting import FEATURED_MODEL
+from benchmark.reporting.explainer import Explainer
+from benchmark.reporting.figures import Comparison, Figure
+from benchmark.reporting.tables import Table, to_html
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }
@@ -89,7 +90,7 @@ def _explainer(explainer: Explainer) -> str:
         f"{html.escape(explainer.photo)} at {width}x{height} with a random "
         f"{explainer.grid_shape[1]}x{explainer.grid_shape[2]}x{explainer.grid_shape[0]} grid of affines "
         f"(float32): largest absolute difference <b>{explainer.max_abs_difference:.2e}</b> "
-        "(benchmark/report_explainer.py: <code>apply_then_blend</code> against "
+        "(benchmark/reporting/explainer.py: <code>apply_then_blend</code> against "
         "<code>apply_affine(bilateral_slice(...))</code>).</p>"
         f'<figure><img src="{src}.png" alt="slicing explainer"><figcaption>One image row: each grey '
         "line is one grid column's transform applied along the row; the blue line blends them with "
@@ -106,7 +107,7 @@ def _options(comparison: Comparison, chosen: str) -> str:
 def _comparison(comparison: Comparison) -> str:
     """Before/after slider: the left image is shown left of the handle, the right one right of it."""
     models = [label for label in comparison.panels if label not in ("input", "target")]
-    left = "hdrnet" if "hdrnet" in models else (models[0] if models else "input")
+    left = FEATURED_MODEL if FEATURED_MODEL in models else (models[0] if models else "input")
     return (
         f'<div class="compare"><p>{html.escape(comparison.task)} ({html.escape(comparison.image)}): '
         f'left <select class="left">{_options(comparison, left)}</select> '

@@ -19,16 +19,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from benchmark.data import BUNDLED_PHOTOS
+from benchmark.core.files import write_json_atomic
+from benchmark.core.images import read_image, resize, to_tensor
+from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
-from benchmark.images import read_image, resize, to_tensor
-from benchmark.report_figures import save
-from benchmark.files import write_json_atomic
+from benchmark.imaging.colour import REC601_WEIGHTS
+from benchmark.reporting.figures import save
 
 EXPLAINER_PHOTO = BUNDLED_PHOTOS / "kodim03.png"
 IMAGE_SIZE = (128, 192)  # (height, width): small, the identity holds at any size
 GRID_SHAPE = (8, 16, 16)  # luma bins, spatial rows, spatial columns: HDRNet's default
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def write_explainer(folder: Path) -> Explainer:
     """Compare both sides on a bundled photo; draw one row of it; write the figure and a JSON."""
     photo = resize(read_image(EXPLAINER_PHOTO), IMAGE_SIZE)
     image = to_tensor(photo)
-    guide = (image * torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(dim=1)
+    guide = (image * torch.from_numpy(REC601_WEIGHTS).view(1, 3, 1, 1)).sum(dim=1)
     grid = random_grid()
     sliced = apply_affine(bilateral_slice(grid, guide), image)
     blended = apply_then_blend(grid, guide, image)

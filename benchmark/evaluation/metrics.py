@@ -18,8 +18,8 @@ import torchvision
 from skimage.color import deltaE_cie76, rgb2lab
 from skimage.metrics import structural_similarity
 
-from benchmark.images import to_tensor
-from benchmark.lpips_weights import lpips_alex_path
+from benchmark.core.images import to_tensor
+from benchmark.evaluation.lpips_weights import lpips_alex_path
 
 PSNR_CAP_DB = 100.0  # identical images would give +inf, which JSON cannot hold
 
@@ -96,7 +96,7 @@ _LPIPS_BACKBONES = {
 
 def lpips_weights_path(net: str) -> Path:
     """The backbone weights LPIPS ``net`` loads: for ``alex``, the file ``make install`` builds
-    (``benchmark.lpips_weights``) when present; else torchvision's ImageNet file in the torch hub cache."""
+    (``benchmark.evaluation.lpips_weights``) when present; else torchvision's ImageNet file in the torch hub cache."""
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"LPIPS net={net!r}; expected one of {sorted(_LPIPS_BACKBONES)}")
     if net == "alex" and lpips_alex_path().is_file():
@@ -123,7 +123,7 @@ class Lpips:
         weights_path = lpips_weights_path(net)
         backbone = _LPIPS_BACKBONES[net][0]
         if not weights_path.is_file():
-            built = " (for alex, make install builds them: python -m benchmark.lpips_weights)" if net == "alex" else ""
+            built = " (for alex, make install builds them: python -m benchmark.evaluation.lpips_weights)" if net == "alex" else ""
             return (
                 f"skipped: {backbone} ImageNet weights not in torch cache ({weights_path}){built}; "
                 "LPIPS needs them and nothing is downloaded at run time"

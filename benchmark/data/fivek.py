@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark import settings
-from benchmark.errors import BenchmarkError
-from benchmark.pair_folders import PairFolder
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
+from benchmark.data.pair_folders import PairFolder
 
 EXPERTS = ("A", "B", "C", "D", "E")
 INPUTS = ("srgb", "xyz16")  # the 480p release's 8-bit sRGB JPEGs or its 16-bit XYZ PNGs

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data import PROJECT_ROOT
-from benchmark.runtime import reproducibility_settings
+from benchmark import PROJECT_ROOT
+from benchmark.core.runtime import reproducibility_settings
 
 SUMMARY_KEYS = (
     "psnr", "ssim", "delta_e", "lpips", "identity_psnr",

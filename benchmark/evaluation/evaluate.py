@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.approximator import Approximator, Operator
-from benchmark.images import write_image
-from benchmark.metrics import Lpips, delta_e, psnr, ssim
-from benchmark.pairs import PairSet
-from benchmark.timing import time_callable
+from benchmark.core.images import write_image
+from benchmark.core.timing import time_callable
+from benchmark.data.pairs import PairSet
+from benchmark.evaluation.metrics import Lpips, delta_e, psnr, ssim
+from benchmark.models.interface import Approximator, Operator
 
 EXAMPLE_COUNT = 2  # test images whose outputs a run keeps for the report's visual comparison
 Example = dict[str, np.ndarray]  # "input", "target", "output"

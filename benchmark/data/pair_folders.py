@@ -1,6 +1,6 @@
 """Human-made (input, output) pairs read from folders: Photoshop exports and MIT-Adobe FiveK.
 
-Layouts: HDRNet's ``filelist.txt`` + ``input/`` + ``output/``, and FiveK's (``benchmark.fivek``
+Layouts: HDRNet's ``filelist.txt`` + ``input/`` + ``output/``, and FiveK's (``benchmark.data.fivek``
 recognises them); names match by path without extension, so ``input/a.tif`` pairs with
 ``output/a.jpg``, or by an id (``key="id"``: the name up to its first ``-``, FiveK's ``a0001`` of
 ``a0001-kme_0258.png``).
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.data import DataIssues, fit_max_side
-from benchmark.errors import BenchmarkError
-from benchmark.images import IMAGE_EXTENSIONS, list_images
-from benchmark.pairs import Pair
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import IMAGE_EXTENSIONS, list_images
+from benchmark.data.pairs import Pair
+from benchmark.data.photos import DataIssues, fit_max_side
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark import settings
-from benchmark.augment import is_variant
-from benchmark.errors import BenchmarkError
-from benchmark.files import write_atomic
-from benchmark.images import to_tensor
-from benchmark.pairs import PairSet
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.files import write_atomic
+from benchmark.core.images import to_tensor
+from benchmark.data.augment import is_variant
+from benchmark.data.pairs import PairSet
 
 LR_SCHEDULES = ("cosine", "constant")
 CONTEXTS = ("crop", "photo")
@@ -168,7 +168,7 @@ def full_loss(model: torch.nn.Module, pairs: PairSet, device: torch.device) -> f
 
 
 def save_torch(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` through the harness's atomic writer (benchmark.files)."""
+    """``torch.save`` through the harness's atomic writer (benchmark.core.files)."""
     write_atomic(path, lambda handle: torch.save(state, handle))
 
 
@@ -225,9 +225,10 @@ def train_network(
     checkpoint_path: Path,
     device: torch.device,
     seed: int,
+    regularization: Callable[[], torch.Tensor | float] = lambda: 0.0,
 ) -> dict[str, Any]:
     """Train ``model`` (full-resolution ``(B, 3, H, W)`` in and out) for ``cfg.steps`` steps,
-    resuming from ``checkpoint_path`` when it exists.
+    resuming from ``checkpoint_path`` when it exists; ``regularization()`` is added to every step's loss.
 
     ``monitor_pairs`` (the held-out images) are only evaluated for the PSNR-vs-time curve: they
     never feed a gradient or a model choice. Returns the training summary and curve. A job that
@@ -284,8 +285,7 @@ def train_network(
                 inputs, targets, *context = (t.to(device) if isinstance(t, torch.Tensor) else [v.to(device) for v in t]
                                              for t in sampler.sample())
                 loss = F.mse_loss(model(inputs, *context), targets)  # L2 at full resolution (HDRNet §3.5)
-                if hasattr(model, "regularization"):  # a model's own prior, e.g. 3D LUT smoothness
-                    loss = loss + model.regularization()
+                loss = loss + regularization()  # the model's own prior, e.g. 3D LUT smoothness
                 if not torch.isfinite(loss):  # stop at once: nothing after this step is saved
                     raise BenchmarkError(
                         f"training diverged: loss {loss.item()} at step {state['step'] + 1}/{cfg.steps} "

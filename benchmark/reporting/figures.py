@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from benchmark.images import read_image, resize, write_image
-from benchmark.report_tables import IDENTITY, model_order
+from benchmark.core.images import read_image, resize, write_image
+from benchmark.reporting import FEATURED_MODEL
+from benchmark.reporting.tables import IDENTITY, model_order
 
 ERROR_GAIN = 4  # |output - target| is multiplied by this so small errors are visible
 GRID_KEYS = ("grid.spatial", "grid.luma_bins")
@@ -97,7 +98,7 @@ def pareto_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
 
 def grid_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
     title = "HDRNet grid size → PSNR"
-    hdrnet = runs[(runs["model"] == "hdrnet") & runs["override_keys"].map(lambda keys: set(keys) <= set(GRID_KEYS))]
+    hdrnet = runs[(runs["model"] == FEATURED_MODEL) & runs["override_keys"].map(lambda keys: set(keys) <= set(GRID_KEYS))]
     hdrnet = hdrnet.dropna(subset=["grid_spatial", "grid_luma_bins"]).sort_values("finished")
     configs = hdrnet.groupby(["grid_spatial", "grid_luma_bins"])["psnr"].last()
     if len(configs) < 2:

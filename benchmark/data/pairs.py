@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Photo
-from benchmark.files import write_atomic
+from benchmark.core.files import write_atomic
+from benchmark.data.photos import Photo
 
 Operator = Callable[[np.ndarray], np.ndarray]
 _UINT16_MAX = 65535

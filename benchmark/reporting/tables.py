@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.reporting import FEATURED_MODEL
+
 IDENTITY = "identity"  # the untouched input scored against the target: the floor of every row
 UPPER_BOUND_MARK = "†"
 SYNTHETIC_MARK = "*"
@@ -118,9 +120,9 @@ def select_table_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_order(selected: pd.DataFrame) -> list[str]:
-    """HDRNet first, then the other models by name, upper bounds last."""
+    """The featured model (HDRNet) first, then the other models by name, upper bounds last."""
     flags = selected.groupby("model")["upper_bound"].any()
-    return sorted(flags.index, key=lambda model: (bool(flags[model]), model != "hdrnet", model))
+    return sorted(flags.index, key=lambda model: (bool(flags[model]), model != FEATURED_MODEL, model))
 
 
 def _row_labels(selected: pd.DataFrame) -> dict[str, str]:

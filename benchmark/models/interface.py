@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark.checkpoints import read_model
-from benchmark.checkpoints import resolve as resolve_checkpoint
-from benchmark.errors import BenchmarkError
-from benchmark.images import from_tensor, to_tensor
-from benchmark.pairs import Operator, PairSet
-from benchmark.train import TrainConfig, train_network
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.images import from_tensor, to_tensor
+from benchmark.data.pairs import Operator, PairSet
+from benchmark.training.checkpoints import read_model
+from benchmark.training.checkpoints import resolve as resolve_checkpoint
+from benchmark.training.train import TrainConfig, train_network
 
 
 @dataclass(frozen=True)
@@ -28,24 +29,40 @@ class FitContext:
     seed: int
 
 
-class Approximator(Protocol):
+class Approximator:
+    """What every model is (DESIGN §4): ``fit`` then ``predict``, and optional hooks with defaults.
+
+    Subclasses set ``name`` and implement ``predict``; the hooks below are read by the harness
+    directly, so no caller tests for attributes or model names.
+    """
+
     name: str
-    needs_operator: bool  # True for upsampling baselines: they run the operator at low resolution
+    needs_operator: bool = False  # runs the task's operator at low resolution (upsampling baselines)
+    upper_bound: bool = False  # fits on the full-resolution output: an accuracy ceiling, not a speed-up
+    # model.* settings that say how to run the model, not what it learns: a checkpoint may differ in them
+    runtime_settings: tuple[str, ...] = ("checkpoint",)
 
     def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
         """Train (or do nothing); returns a summary for results.json (empty when nothing to say)."""
+        return {}
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Full-resolution HxWx3 float32 in [0, 1] -> same size output in [0, 1]."""
+        raise NotImplementedError
 
     def parameter_count(self) -> int:
         """Learned parameters (0 for classic methods)."""
+        return 0
+
+    def timing_stages(
+        self, image: np.ndarray, operator: Operator | None, device: torch.device
+    ) -> dict[str, Callable[[], object]]:
+        """What ``benchmark.speed`` times on ``image``: named no-argument calls, "total" = ``predict``."""
+        return {"total": lambda: self.predict(image, operator)}
 
 
-class NetworkApproximator:
+class NetworkApproximator(Approximator):
     """A torch network trained in this harness on the task's pairs (HDRNet and the learned peers)."""
-
-    needs_operator = False
 
     def __init__(self, name: str, network: torch.nn.Module, checkpoint: str | None = None) -> None:
         # Tiny weights and gradients go denormal on CPU and make steps ~100x slower: flush them.
@@ -58,7 +75,7 @@ class NetworkApproximator:
             self.load(resolve_checkpoint(checkpoint, name))
 
     def load(self, path: Path) -> None:
-        """Weights from a model file (``benchmark.checkpoints``), bit-exact; ``fit`` then trains nothing."""
+        """Weights from a model file (``benchmark.training.checkpoints``), bit-exact; ``fit`` then trains nothing."""
         saved = read_model(path)
         broken = [name for name, tensor in saved["state_dict"].items()
                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
@@ -85,8 +102,12 @@ class NetworkApproximator:
         self.device = context.device
         return train_network(
             self.network, train, context.monitor_pairs, context.train, context.checkpoint_path,
-            context.device, context.seed,
+            context.device, context.seed, self.regularization,
         )
+
+    def regularization(self) -> torch.Tensor | float:
+        """A prior added to the training loss at every step (e.g. the 3D LUTs' smoothness); none by default."""
+        return 0.0
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, operator: Operator | None = None) -> np.ndarray:

@@ -28,8 +28,8 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from benchmark.errors import BenchmarkError, ImageError
-from benchmark.files import write_bytes_atomic
+from benchmark.core.errors import BenchmarkError, ImageError
+from benchmark.core.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarra
 
 
 def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> None:
-    """Write an HxWx3 [0, 1] image atomically (``benchmark.files``: temp file, fsync, rename).
+    """Write an HxWx3 [0, 1] image atomically (``benchmark.core.files``: temp file, fsync, rename).
 
     The format follows the extension (PNG when there is none); values are clipped and rounded
     to 8 or 16 bit (16 bit: PNG and TIFF only). Parent folders are created. A full disk is one

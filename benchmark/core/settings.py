@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 def integer(key: str, value: Any, minimum: int, optional: bool = False) -> int | None:

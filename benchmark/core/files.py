@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 STALE_SECONDS = 24 * 3600  # a temporary file of another host counts as abandoned after this long
 _HOST = socket.gethostname().replace(".", "-")

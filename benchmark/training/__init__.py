@@ -1,0 +1,1 @@
+"""Training learned models: the loop and its sampler, resumable checkpoints, training curves."""
