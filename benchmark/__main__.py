@@ -129,7 +129,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "pairs": {"train": len(data.train), "augmented": data.augmented, "test": len(data.test)},
         "skipped_files": issues.skipped,
         "needs_operator": model.needs_operator,
-        "upper_bound": getattr(model, "upper_bound", False),  # fits on the full-res output (recipes)
+        "upper_bound": model.upper_bound,  # fits on the full-res output (recipes)
         "parameters": model.parameter_count(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "environment": environment(device),

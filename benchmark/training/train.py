@@ -114,7 +114,7 @@ class CropSampler:
             height, width = image.shape[1:]
             top = self._randint(height - size + 1)
             left = self._randint(width - size + 1)
-            pair = torch.stack([image, target])[:, :, top : top + size, left : left + size]
+            pair = torch.stack([image[:, top : top + size, left : left + size], target[:, top : top + size, left : left + size]])
             flip_x, flip_y = bool(self._randint(2)), bool(self._randint(2))
             if flip_x:
                 pair = pair.flip(-1)
