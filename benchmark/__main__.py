@@ -43,7 +43,7 @@ from benchmark.evaluation.evaluate import (
     evaluate,
     write_examples,
 )
-from benchmark.evaluation.metrics import METRIC_DEFINITIONS, Lpips
+from benchmark.evaluation.metrics import METRICS, Lpips
 from benchmark.evaluation.results import environment, format_table, summarise
 from benchmark.models.interface import Approximator, FitContext, NetworkApproximator
 from benchmark.models.registry import CONF_DIR, config_path, instantiate
@@ -133,7 +133,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "parameters": model.parameter_count(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "environment": environment(device),
-        "metrics": METRIC_DEFINITIONS,
+        "metrics": {key: metric.definition for key, metric in METRICS.items()},
         "lpips_status": lpips_status,
         "split": {  # the photos; operator-made variants are counted in "pairs"
             "train": [p.name for p in data.train if not is_variant(p.name)],

@@ -33,15 +33,17 @@ import pandas as pd
 
 from benchmark.core.errors import ArgumentParser, BenchmarkError
 from benchmark.core.files import write_json_atomic
+from benchmark.evaluation.metrics import METRICS, Metric
 
-# (metric, unit, digits, +1 when higher is better / -1 when lower is). LPIPS only where computed.
-QUALITY = (("psnr", "dB", 3, 1), ("ssim", "", 4, 1), ("lpips", "", 4, -1))
+# The metrics with a regression floor (benchmark.evaluation.metrics.METRICS); a metric a run could
+# not compute (null, e.g. LPIPS without its weights) is skipped, never failed.
+CHECKED = tuple(metric for metric in METRICS.values() if metric.regress_floor is not None)
 # Tolerance of a quality metric = max(SIGMAS x its spread over the baseline's seeds, its floor). The
 # floors sit above the float noise of another CPU or thread count (<= 0.01 dB measured for the
 # upsamplers) and far below a real loss (one training step instead of thousands: several dB).
 DEFAULT_RULE: dict[str, Any] = {
     "sigmas": 3.0,
-    "floors": {"psnr": 0.05, "ssim": 0.001, "lpips": 0.002},
+    "floors": {metric.key: metric.regress_floor for metric in CHECKED},
     # Timings of the same code vary by 20-30% with load, turbo and cache state; a real slow-down
     # (a lost fused kernel, an extra full-resolution pass) is 2x or more. None: not checked.
     "time_ratio_growth": 1.5,
@@ -85,9 +87,7 @@ def read_run(results_path: Path) -> Run:
             "profile": results["profile"],
             "seed": results["config"]["seed"],
             "test_images": [f"{row['image']} {row['width']}x{row['height']}" for row in images],
-            "psnr": results["summary"]["psnr"],
-            "ssim": results["summary"]["ssim"],
-            "lpips": results["summary"].get("lpips"),
+            **{metric.key: results["summary"].get(metric.key) for metric in CHECKED},
             "time_ratio": float(np.median(ratios)) if ratios and len(ratios) == len(images) else None,
             "git_revision": results["environment"]["git_revision"],
         }
@@ -144,17 +144,17 @@ def baseline_entry(group: list[Run], rule: dict[str, Any]) -> dict[str, Any]:
             if run.entry[key] != first[key]:
                 raise BenchmarkError(f"{run.run_dir}: {key} differs from {group[0].run_dir}; the seeds of a "
                                      "baseline share data and profile (fix data.split_seed)")
-        for metric, _, _, _ in QUALITY:
-            if not _finite(run.entry[metric]) and not (metric == "lpips" and run.entry[metric] is None):
-                raise BenchmarkError(f"{run.run_dir}: {metric}={run.entry[metric]}; "
-                                     "a baseline is written from finite results only")
+        for metric in CHECKED:
+            value = run.entry[metric.key]
+            if value is not None and not _finite(value):
+                raise BenchmarkError(f"{run.run_dir}: {metric.key}={value}; a baseline is written from finite results only")
     ratios = [run.entry["time_ratio"] for run in group]
     entry = {key: first[key] for key in ("task", "model", "profile", "test_images")}
     entry["seeds"] = sorted(seeds)
-    for metric, _, _, _ in QUALITY:
-        values = [run.entry[metric] for run in group]
-        if all(value is not None for value in values):  # LPIPS: in the baseline only where every run computed it
-            entry[metric] = _statistic(metric, values, rule)
+    for metric in CHECKED:
+        values = [run.entry[metric.key] for run in group]
+        if all(value is not None for value in values):  # in the baseline only where every run computed it
+            entry[metric.key] = _statistic(metric.key, values, rule)
     entry["time_ratio"] = float(np.median(ratios)) if all(r is not None for r in ratios) else None
     entry["git_revisions"] = sorted({run.entry["git_revision"] for run in group})
     return entry
@@ -217,12 +217,13 @@ def compare(baseline: dict[str, Any], runs: dict[tuple[str, str], Run]) -> tuple
             continue
         current = runs[key].entry
         _check_comparable(expected, runs[key])
-        for metric, unit, digits, direction in QUALITY:
-            if metric not in expected:
-                continue  # LPIPS was not computed when the baseline was written
-            stats, value = expected[metric], current[metric]
+        for metric in CHECKED:
+            if metric.key not in expected:
+                continue  # not computed when the baseline was written
+            stats, value = expected[metric.key], current[metric.key]
+            direction, digits = (1 if metric.higher_is_better else -1), _digits(metric)
             bound = f"{'>=' if direction > 0 else '<='} {-direction * stats['tolerance']:+.{digits}f}"
-            if metric == "lpips" and value is None:
+            if value is None:
                 regressed, shown, change, verdict = False, "not computed", "", "skipped"
             elif _finite(value):
                 delta = value - stats["mean"]
@@ -230,7 +231,7 @@ def compare(baseline: dict[str, Any], runs: dict[tuple[str, str], Run]) -> tuple
                 verdict = "REGRESSION" if regressed else "ok"
             else:
                 regressed, shown, change, verdict = True, str(value), "non-finite", "REGRESSION"
-            rows.append({**row, "metric": f"{metric} {unit}".strip(),
+            rows.append({**row, "metric": f"{metric.key} {metric.unit}".strip(),
                          "baseline": f"{stats['mean']:.{digits}f}±{stats['std']:.{digits}f}", "current": shown,
                          "delta": change, "tolerance": bound, "verdict": verdict})
             failures += regressed
@@ -280,17 +281,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rule = DEFAULT_RULE
     parser.add_argument("--sigmas", type=_tolerance(0.0), default=rule["sigmas"], metavar="K",
                         help=f"with --write-baseline: tolerance in standard deviations over seeds (default {rule['sigmas']:g})")
-    parser.add_argument("--psnr-floor", type=_tolerance(0.0), default=rule["floors"]["psnr"], metavar="DB",
-                        help=f"with --write-baseline: smallest allowed PSNR drop (default {rule['floors']['psnr']})")
-    parser.add_argument("--ssim-floor", type=_tolerance(0.0), default=rule["floors"]["ssim"], metavar="X",
-                        help=f"with --write-baseline: smallest allowed SSIM drop (default {rule['floors']['ssim']})")
-    parser.add_argument("--lpips-floor", type=_tolerance(0.0), default=rule["floors"]["lpips"], metavar="X",
-                        help=f"with --write-baseline: smallest allowed LPIPS rise (default {rule['floors']['lpips']})")
+    for metric in CHECKED:
+        change = "drop" if metric.higher_is_better else "rise"
+        parser.add_argument(f"--{metric.key.replace('_', '-')}-floor", type=_tolerance(0.0), dest=f"{metric.key}_floor",
+                            default=metric.regress_floor, metavar=(metric.unit or "X").upper(),
+                            help=f"with --write-baseline: smallest allowed {metric.column} {change} "
+                            f"(default {metric.regress_floor})")
     parser.add_argument("--speed-tolerance", type=_tolerance(1.0, allow_none=True),
                         default=rule["time_ratio_growth"], metavar="FACTOR",
                         help="with --write-baseline: allowed growth of time/reference time, or 'none' to "
                         f"skip speed (default {rule['time_ratio_growth']})")
     return parser.parse_args(argv)
+
+
+def _digits(metric: Metric) -> int:
+    """One decimal more than the metric's table format ("{:.2f}" -> 3)."""
+    return int(metric.fmt.split(".")[1][0]) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         runs = collect_runs(args.runs)
         if args.write_baseline is not None:
-            floors = {"psnr": args.psnr_floor, "ssim": args.ssim_floor, "lpips": args.lpips_floor}
+            floors = {metric.key: getattr(args, f"{metric.key}_floor") for metric in CHECKED}
             rule = {"sigmas": args.sigmas, "floors": floors,
                     "time_ratio_growth": args.speed_tolerance}
             write_baseline(args.write_baseline, runs, rule, "python -m benchmark.regress " + shlex.join(argv))

@@ -20,11 +20,11 @@ from omegaconf import OmegaConf
 from benchmark import PROJECT_ROOT
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.files import staging_folder, write_errors
+from benchmark.evaluation.metrics import METRICS
 from benchmark.reporting.explainer import write_explainer
 from benchmark.reporting.figures import comparison_images, write_figures
 from benchmark.reporting.html import write_html
 from benchmark.reporting.tables import (
-    QUALITY_METRICS,
     environment_table,
     published_fivek_table,
     quality_table,
@@ -74,7 +74,7 @@ def load_results(path: Path) -> dict[str, Any]:
     if not isinstance(results, dict):
         raise BenchmarkError(f"{path}: expected a JSON object, got {type(results).__name__}")
     missing = [key for key in RESULTS_KEYS if key not in results]
-    missing += [f"summary.{k}" for k in QUALITY_METRICS if k not in results.get("summary", {})]
+    missing += [f"summary.{k}" for k in METRICS if k not in results.get("summary", {})]
     if missing:
         raise BenchmarkError(f"{path}: not a complete results file (missing {', '.join(missing)})")
     return results
@@ -117,7 +117,7 @@ def model_overrides(model: str, model_config: dict[str, Any]) -> dict[str, Any] 
 
 def has_non_finite_summary(results: dict[str, Any]) -> bool:
     """A diverged or broken run: a quality mean or the time is NaN or infinite (None = skipped, fine)."""
-    values = [results["summary"].get(key) for key in (*QUALITY_METRICS, "time_ms")]
+    values = [results["summary"].get(key) for key in (*METRICS, "time_ms")]
     return any(isinstance(value, (int, float)) and not math.isfinite(value) for value in values)
 
 
@@ -151,7 +151,7 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]
             "lpips_status": results.get("lpips_status"),
             "environment": results["environment"],
             **{key: results["summary"].get(key) for key in ("identity_psnr", "time_ms", "reference_time_ms")},
-            **{key: results["summary"][key] for key in QUALITY_METRICS},
+            **{key: results["summary"][key] for key in METRICS},
         }
         run["label"] = run["model"] + (f" ({run['overrides']})" if run["overrides"] else "")
         runs.append(run)
@@ -160,7 +160,7 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]
     if non_finite and not runs:
         raise BenchmarkError(f"no run with finite results among {len(paths)}: {', '.join(map(str, non_finite[:3]))}")
     frame = pd.DataFrame(runs)
-    for metric in QUALITY_METRICS:
+    for metric in METRICS:
         frame[metric] = frame[metric].astype(float)
     return frame, pd.DataFrame(images), non_finite
 
@@ -197,7 +197,7 @@ def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, 
                  non_finite: list[Path], folder: Path) -> None:
     """Every table, figure and the index page into ``folder``."""
     selected = select_table_runs(runs)
-    quality = [quality_table(selected, metric) for metric in QUALITY_METRICS]
+    quality = [quality_table(selected, metric) for metric in METRICS]
     published = published_fivek_table(selected)
     speeds = [] if speed.empty else [speed_table(speed)]
     if not speed.empty and (speed["stage"] != "total").any():

@@ -14,7 +14,7 @@ import torchvision
 from benchmark import PROJECT_ROOT
 from benchmark.evaluation.lpips_weights import lpips_alex_path, read_arrays
 from benchmark.evaluation.metrics import (
-    METRIC_DEFINITIONS,
+    METRICS,
     PSNR_CAP_DB,
     Lpips,
     delta_e,
@@ -62,8 +62,8 @@ def test_shape_mismatch_is_rejected(image):
 
 
 def test_metric_definitions_cover_every_metric():
-    assert set(METRIC_DEFINITIONS) == {"psnr", "ssim", "delta_e", "lpips"}
-    assert all("mean over test images" in text for text in METRIC_DEFINITIONS.values())
+    assert set(METRICS) == {"psnr", "ssim", "delta_e", "lpips"}
+    assert all("mean over test images" in metric.definition for metric in METRICS.values())
 
 
 def _no_downloads(monkeypatch):

@@ -11,7 +11,7 @@ import numpy as np
 from benchmark.core.images import write_image
 from benchmark.core.timing import time_callable
 from benchmark.data.pairs import PairSet
-from benchmark.evaluation.metrics import Lpips, delta_e, psnr, ssim
+from benchmark.evaluation.metrics import Lpips, psnr, scorers
 from benchmark.models.interface import Approximator, Operator
 
 EXAMPLE_COUNT = 2  # test images whose outputs a run keeps for the report's visual comparison
@@ -40,6 +40,7 @@ def evaluate(
     examples: dict[str, Example] = {}
     example_names = sorted(pair.name for pair in pairs)[:EXAMPLE_COUNT]
     model_operator = operator if model.needs_operator else None
+    scores = scorers(lpips)
     for pair in pairs:
         output = model.predict(pair.input, model_operator)
         if pair.name in example_names:
@@ -57,11 +58,8 @@ def evaluate(
                 "image": pair.name,
                 "width": width,
                 "height": height,
-                "psnr": psnr(output, pair.target),
-                "ssim": ssim(output, pair.target),
-                "delta_e": delta_e(output, pair.target),
-                "lpips": lpips(output, pair.target) if lpips is not None else None,
-                "identity_psnr": psnr(pair.input, pair.target),
+                **{key: None if score is None else score(output, pair.target) for key, score in scores.items()},
+                "identity_psnr": psnr(pair.input, pair.target),  # the untouched input: the floor of every row
                 "time_ms": model_time.median_ms,
                 "time_ms_p10": model_time.p10_ms,
                 "time_ms_p90": model_time.p90_ms,

@@ -10,6 +10,8 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,29 +24,6 @@ from benchmark.core.images import to_tensor
 from benchmark.evaluation.lpips_weights import lpips_alex_path
 
 PSNR_CAP_DB = 100.0  # identical images would give +inf, which JSON cannot hold
-
-METRIC_DEFINITIONS: dict[str, str] = {
-    "psnr": (
-        "PSNR in dB = 10*log10(1/MSE); MSE over all pixels and RGB channels of the sRGB-encoded "
-        f"image, data range 1; capped at {PSNR_CAP_DB:g} dB (identical images); "
-        "mean over test images of per-image values"
-    ),
-    "ssim": (
-        "SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, population "
-        "covariance, data range 1, computed per RGB channel of the sRGB-encoded image and averaged "
-        "(skimage.metrics.structural_similarity); mean over test images of per-image values"
-    ),
-    "delta_e": (
-        "CIE76 colour difference: Euclidean distance in CIELAB (D65, 2 degree observer; sRGB "
-        "decoded to linear then XYZ by skimage.color.rgb2lab), mean over pixels; "
-        "mean over test images of per-image values"
-    ),
-    "lpips": (
-        "LPIPS v0.1 (Zhang et al. 2018) with the stated backbone and ImageNet weights; RGB [0,1] "
-        "scaled to [-1,1], full resolution; mean over test images of per-image values"
-    ),
-}
-
 
 def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred, target = np.asarray(pred, dtype=np.float32), np.asarray(target, dtype=np.float32)
@@ -160,3 +139,45 @@ def _build_lpips(net: str, weights_path: Path) -> torch.nn.Module:
         remapped[key] = state[f"features.{index}.{rest}"]
     model.net.load_state_dict(remapped, strict=True)
     return model.eval().requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quality metric, as evaluation, results.json, the report and regression all read it.
+
+    Adding a metric is adding one record to ``METRICS`` (and its function)."""
+
+    key: str  # results.json key, per image and in the summary
+    label: str  # report caption, e.g. "PSNR (dB)"
+    column: str  # console column
+    fmt: str  # number format
+    higher_is_better: bool
+    definition: str  # results.json:metrics
+    compute: Callable[[np.ndarray, np.ndarray], float] | None  # None: needs the network loaded per run (LPIPS)
+    regress_floor: float | None = None  # smallest change benchmark.regress flags; None: not checked
+    unit: str = ""
+
+
+METRICS: dict[str, Metric] = {metric.key: metric for metric in (
+    Metric("psnr", "PSNR (dB)", "PSNR dB", "{:.2f}", True, (
+        "PSNR in dB = 10*log10(1/MSE); MSE over all pixels and RGB channels of the sRGB-encoded "
+        f"image, data range 1; capped at {PSNR_CAP_DB:g} dB (identical images); "
+        "mean over test images of per-image values"), psnr, 0.05, "dB"),
+    Metric("ssim", "SSIM", "SSIM", "{:.4f}", True, (
+        "SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, population "
+        "covariance, data range 1, computed per RGB channel of the sRGB-encoded image and averaged "
+        "(skimage.metrics.structural_similarity); mean over test images of per-image values"), ssim, 0.001),
+    Metric("delta_e", "ΔE (CIELAB)", "ΔE", "{:.2f}", False, (
+        "CIE76 colour difference: Euclidean distance in CIELAB (D65, 2 degree observer; sRGB "
+        "decoded to linear then XYZ by skimage.color.rgb2lab), mean over pixels; "
+        "mean over test images of per-image values"), delta_e),
+    Metric("lpips", "LPIPS", "LPIPS", "{:.4f}", False, (
+        "LPIPS v0.1 (Zhang et al. 2018) with the stated backbone and ImageNet weights; RGB [0,1] "
+        "scaled to [-1,1], full resolution; mean over test images of per-image values"), None, 0.002),
+)}
+
+
+def scorers(lpips: Lpips | None) -> dict[str, Callable[[np.ndarray, np.ndarray], float] | None]:
+    """Each metric's function for this run; None for a metric that could not be set up (it is
+    then null in results.json, with the reason in lpips_status)."""
+    return {key: metric.compute if metric.compute is not None else lpips for key, metric in METRICS.items()}

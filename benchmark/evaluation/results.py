@@ -14,10 +14,10 @@ import torch
 
 from benchmark import PROJECT_ROOT
 from benchmark.core.runtime import reproducibility_settings
+from benchmark.evaluation.metrics import METRICS
 
 SUMMARY_KEYS = (
-    "psnr", "ssim", "delta_e", "lpips", "identity_psnr",
-    "time_ms", "time_ms_per_mp", "reference_time_ms", "reference_time_ms_per_mp",
+    *METRICS, "identity_psnr", "time_ms", "time_ms_per_mp", "reference_time_ms", "reference_time_ms_per_mp",
 )
 
 
@@ -68,7 +68,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def format_table(results: dict[str, Any]) -> str:
     """Per-image rows and their mean, with the untouched input's PSNR for scale."""
     columns = {
-        "image": "image", "psnr": "PSNR dB", "ssim": "SSIM", "delta_e": "ΔE", "lpips": "LPIPS",
+        "image": "image", **{key: metric.column for key, metric in METRICS.items()},
         "identity_psnr": "input PSNR", "time_ms": "ms", "time_ms_per_mp": "ms/MP",
         "reference_time_ms": "ref ms",
     }
@@ -76,7 +76,7 @@ def format_table(results: dict[str, Any]) -> str:
     mean_row = {"image": "mean", **{k: summary[k] for k in columns if k != "image"}}
     frame = pd.DataFrame([*results["images"], mean_row])[list(columns)].fillna(float("nan"))
     frame = frame.rename(columns=columns)
-    formats = {"SSIM": "{:.4f}".format, "LPIPS": "{:.4f}".format}
+    formats = {metric.column: metric.fmt.format for metric in METRICS.values()}
     body = frame.to_string(index=False, na_rep="—", float_format="{:.2f}".format, formatters=formats)
     reference_ms = summary["reference_time_ms"]
     speedup = f"{reference_ms / summary['time_ms']:.1f}x" if reference_ms else "n/a (no reference operator)"

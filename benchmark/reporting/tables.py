@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.evaluation.metrics import METRICS
 from benchmark.reporting import FEATURED_MODEL
 
 IDENTITY = "identity"  # the untouched input scored against the target: the floor of every row
@@ -22,13 +23,6 @@ UPPER_BOUND_MARK = "†"
 SYNTHETIC_MARK = "*"
 MISSING = "—"
 
-# metric key -> (caption name, number format, True when higher is better)
-QUALITY_METRICS: dict[str, tuple[str, str, bool]] = {
-    "psnr": ("PSNR (dB)", "{:.2f}", True),
-    "ssim": ("SSIM", "{:.4f}", True),
-    "delta_e": ("ΔE (CIELAB)", "{:.2f}", False),
-    "lpips": ("LPIPS", "{:.4f}", False),
-}
 _LATEX_REPLACEMENTS = {
     "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
@@ -151,7 +145,7 @@ def quality_table(selected: pd.DataFrame, metric: str) -> Table:
 
     The PSNR table adds the identity column (input vs target), never a candidate for best.
     """
-    name, number_format, higher_is_better = QUALITY_METRICS[metric]
+    name, number_format, higher_is_better = METRICS[metric].label, METRICS[metric].fmt, METRICS[metric].higher_is_better
     models = model_order(selected)
     values = selected.pivot(index="task", columns="model", values=metric).reindex(columns=models)
     values = values.astype(float)
