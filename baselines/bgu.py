@@ -77,9 +77,7 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import time
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -88,6 +86,7 @@ import torch.nn.functional as F
 from scipy.ndimage import convolve1d
 from scipy.sparse.linalg import cg
 
+from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.data.photos import fit_max_side
 from benchmark.imaging.colour import bgu_luma
@@ -196,26 +195,6 @@ def slice_and_apply(grid: np.ndarray, image: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Settings checks: BenchmarkError("model.<key>=... must ...")
-
-
-def _int_setting(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise BenchmarkError(f"model.{key}={value!r} must be an integer >= {minimum}")
-    return int(value)
-
-
-def _float_setting(key: str, value: Any, *, positive: bool = False, below: float | None = None) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > 0 if positive else value >= 0) and (below is None or value < below)
-    if not ok:
-        bound = "> 0" if positive else ">= 0"
-        limit = f" and < {below:g}" if below is not None else ""
-        raise BenchmarkError(f"model.{key}={value!r} must be a number {bound}{limit}")
-    return float(value)
-
-
-# ---------------------------------------------------------------------------------------------
 # Models
 
 
@@ -226,9 +205,9 @@ class _AffineGridUpsampler(Approximator):
 
     def __init__(self, name: str, lowres_size: int, cell_size: int, luma_bins: int) -> None:
         self.name = name
-        self.lowres_size = _int_setting("lowres_size", lowres_size, 8)
-        self.cell_size = _int_setting("cell_size", cell_size, 1)
-        self.luma_bins = _int_setting("luma_bins", luma_bins, 2)
+        self.lowres_size = settings.integer("model.lowres_size", lowres_size, 8)
+        self.cell_size = settings.integer("model.cell_size", cell_size, 1)
+        self.luma_bins = settings.integer("model.luma_bins", luma_bins, 2)
         self.last_timings: dict[str, float] = {}
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
@@ -290,13 +269,12 @@ class BilateralGuidedUpsample(_AffineGridUpsampler):
         preconditioner: str = "block_jacobi",
     ) -> None:
         super().__init__(name, lowres_size, cell_size, luma_bins)
-        self.lambda_spatial = _float_setting("lambda_spatial", lambda_spatial, positive=True)
-        self.lambda_intensity = _float_setting("lambda_intensity", lambda_intensity)
-        self.lambda_identity = _float_setting("lambda_identity", lambda_identity)
-        self.cg_tol = _float_setting("cg_tol", cg_tol, positive=True, below=1.0)
-        self.cg_max_iter = _int_setting("cg_max_iter", cg_max_iter, 1)
-        if preconditioner not in PRECONDITIONERS:
-            raise BenchmarkError(f"model.preconditioner={preconditioner!r} must be one of {', '.join(PRECONDITIONERS)}")
+        self.lambda_spatial = settings.number("model.lambda_spatial", lambda_spatial, 0, above=True)
+        self.lambda_intensity = settings.number("model.lambda_intensity", lambda_intensity, 0)
+        self.lambda_identity = settings.number("model.lambda_identity", lambda_identity, 0)
+        self.cg_tol = settings.number("model.cg_tol", cg_tol, 0, above=True, maximum=1.0, below=True)
+        self.cg_max_iter = settings.integer("model.cg_max_iter", cg_max_iter, 1)
+        settings.choice("model.preconditioner", preconditioner, PRECONDITIONERS)
         self.preconditioner = preconditioner
         self.last_residual: float | None = None
         self.last_iterations: tuple[int, ...] = ()
@@ -386,10 +364,8 @@ class FastBilateralGuidedUpsample(_AffineGridUpsampler):
         lambda_ridge: float = 0.1,
     ) -> None:
         super().__init__(name, lowres_size, cell_size, luma_bins)
-        if isinstance(blur_radius, bool) or not isinstance(blur_radius, numbers.Integral) or not 0 <= blur_radius <= 3:
-            raise BenchmarkError(f"model.blur_radius={blur_radius!r} must be an integer from 0 to 3")
-        self.blur_radius = int(blur_radius)
-        self.lambda_ridge = _float_setting("lambda_ridge", lambda_ridge, positive=True)
+        self.blur_radius = settings.integer("model.blur_radius", blur_radius, 0, maximum=3)
+        self.lambda_ridge = settings.number("model.lambda_ridge", lambda_ridge, 0, above=True)
 
     def fit_grid(self, lowres: np.ndarray, target: np.ndarray) -> np.ndarray:
         shape = self.grid_shape(lowres)

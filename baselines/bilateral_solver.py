@@ -52,13 +52,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from scipy import sparse
 
+from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import INTERPOLATIONS, resize
 from benchmark.data.photos import fit_max_side
@@ -224,18 +224,6 @@ def sample_confidence(shape: tuple[int, int], low_shape: tuple[int, int], floor:
     return confidence
 
 
-def _positive(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise BenchmarkError(f"model.{key}={value!r} must be a finite number > 0")
-    return float(value)
-
-
-def _integer(key: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BenchmarkError(f"model.{key}={value!r} must be an integer >= {low}")
-    return int(value)
-
-
 class BilateralSolverUpsample(Approximator):
     """Operator at low resolution, then the bilateral solver guided by the full-res input; module doc."""
 
@@ -256,26 +244,18 @@ class BilateralSolverUpsample(Approximator):
         cg_tol: float = 1e-5,
         bistochastic_iters: int = 10,
     ) -> None:
-        if isinstance(lowres_size, bool) or not isinstance(lowres_size, (int, np.integer)) or lowres_size < 8:
-            raise BenchmarkError(f"model.lowres_size={lowres_size!r} must be at least 8 px")
-        self.sigma_xy = _positive("sigma_xy", sigma_xy)
-        self.sigma_l = _positive("sigma_l", sigma_l)
-        self.sigma_uv = _positive("sigma_uv", sigma_uv)
-        self.lam = _positive("lam", lam)
-        if confidence not in ("samples", "uniform"):
-            raise BenchmarkError(f"model.confidence={confidence!r} must be 'samples' or 'uniform'")
-        self.confidence_floor = _positive("confidence_floor", confidence_floor)
-        if self.confidence_floor > 1:
-            raise BenchmarkError(f"model.confidence_floor={confidence_floor!r} must be in (0, 1]")
-        if target not in ("output", "difference"):
-            raise BenchmarkError(f"model.target={target!r} must be 'output' or 'difference'")
-        self.cg_max_iter = _integer("cg_max_iter", cg_max_iter, 0)
-        self.cg_tol = _positive("cg_tol", cg_tol)
-        self.bistochastic_iters = _integer("bistochastic_iters", bistochastic_iters, 0)
+        self.lowres_size = settings.integer("model.lowres_size", lowres_size, 8)
+        self.sigma_xy = settings.number("model.sigma_xy", sigma_xy, 0, above=True)
+        self.sigma_l = settings.number("model.sigma_l", sigma_l, 0, above=True)
+        self.sigma_uv = settings.number("model.sigma_uv", sigma_uv, 0, above=True)
+        self.lam = settings.number("model.lam", lam, 0, above=True)
+        self.confidence = settings.choice("model.confidence", confidence, ("samples", "uniform"))
+        self.confidence_floor = settings.number("model.confidence_floor", confidence_floor, 0, above=True, maximum=1)
+        self.target = settings.choice("model.target", target, ("output", "difference"))
+        self.cg_max_iter = settings.integer("model.cg_max_iter", cg_max_iter, 0)
+        self.cg_tol = settings.number("model.cg_tol", cg_tol, 0, above=True)
+        self.bistochastic_iters = settings.integer("model.bistochastic_iters", bistochastic_iters, 0)
         self.name = name
-        self.lowres_size = int(lowres_size)
-        self.confidence = confidence
-        self.target = target
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Downsample, operator at low res, bicubic target, bilateral solve guided by the input."""

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core import settings
 from benchmark.models.interface import NetworkApproximator
 
 LEAKY_SLOPE = 0.2
@@ -125,10 +126,8 @@ class ContextAggregationNet(nn.Module):
 
     def __init__(self, width: int = 24, depth: int = 5) -> None:
         super().__init__()
-        if width < 3:
-            raise ValueError(f"model.width={width} must be at least 3")
-        if depth < 1:
-            raise ValueError(f"model.depth={depth} must be at least 1")
+        settings.integer("model.width", width, 3)
+        settings.integer("model.depth", depth, 1)
         dilations = [2**i for i in range(depth)] + [1]  # 1, 2, 4, ..., 2^(depth-1), then 1
         self.dilations = dilations
         self.convs = nn.ModuleList()
@@ -170,8 +169,7 @@ class GuidanceNet(nn.Module):
 
     def __init__(self, hidden: int = 15) -> None:
         super().__init__()
-        if hidden < 3:
-            raise ValueError(f"model.guide_hidden={hidden} must be at least 3")
+        settings.integer("model.guide_hidden", hidden, 3)
         self.hidden = nn.Linear(3, hidden, bias=False)
         self.norm = AdaptiveNorm(hidden)
         self.out = nn.Linear(hidden, 3)
@@ -275,12 +273,9 @@ class DeepGuidedFilter(nn.Module):
         guide_hidden: int = 15,
     ) -> None:
         super().__init__()
-        if lowres_size < 8:
-            raise ValueError(f"model.lowres_size={lowres_size} must be at least 8 px")
-        if radius < 1:
-            raise ValueError(f"model.radius={radius} must be at least 1")
-        if not eps > 0:
-            raise ValueError(f"model.eps={eps} must be positive")
+        settings.integer("model.lowres_size", lowres_size, 8)
+        settings.integer("model.radius", radius, 1)
+        settings.number("model.eps", eps, 0, above=True)
         self.lowres_size, self.radius, self.eps = lowres_size, radius, eps
         self.lowres_net = ContextAggregationNet(width, depth)
         self.guide = GuidanceNet(guide_hidden)

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from baselines.upsample import LowResUpsampler
-from benchmark.core.errors import BenchmarkError
+from benchmark.core import settings
 from benchmark.imaging.colour import rec601_luma
 
 GUIDES = ("color", "gray")
@@ -49,15 +49,10 @@ class GuidedFilterUpsample(LowResUpsampler):
     def __init__(
         self, name: str, lowres_size: int = 256, radius: int = 2, eps: float = 1e-4, guide: str = "color"
     ) -> None:
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
-            raise BenchmarkError(f"model.radius={radius} must be a positive integer (low-res px)")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not np.isfinite(eps) or eps <= 0:
-            raise BenchmarkError(f"model.eps={eps} must be a positive number (squared [0, 1] intensity units)")
-        if guide not in GUIDES:
-            raise BenchmarkError(f"model.guide={guide!r} must be one of {', '.join(GUIDES)}")
         super().__init__(name, lowres_size)
-        self.radius = radius
-        self.eps = float(eps)
+        self.radius = settings.integer("model.radius", radius, 1)  # low-res px
+        self.eps = settings.number("model.eps", eps, 0, above=True)  # squared [0, 1] intensity units
+        settings.choice("model.guide", guide, GUIDES)
         self.guide = guide
 
     def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from baselines.upsample import LowResUpsampler
-from benchmark.core.errors import BenchmarkError
+from benchmark.core import settings
 from benchmark.imaging.grid import cell_coordinate
 
 ROW_BLOCK = 32  # full-resolution rows per block: the per-tap buffers stay in L2 cache
@@ -54,16 +54,10 @@ class JointBilateralUpsample(LowResUpsampler):
         self, name: str, lowres_size: int = 256, sigma_spatial: float = 1.0, sigma_range: float = 0.05,
         radius: int = 2,
     ) -> None:
-        if not _positive_number(sigma_spatial):
-            raise BenchmarkError(f"model.sigma_spatial={sigma_spatial} must be a positive number (low-res px)")
-        if not _positive_number(sigma_range):
-            raise BenchmarkError(f"model.sigma_range={sigma_range} must be a positive number (RGB units in [0, 1])")
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
-            raise BenchmarkError(f"model.radius={radius} must be a positive integer (low-res px)")
         super().__init__(name, lowres_size)
-        self.sigma_spatial = float(sigma_spatial)
-        self.sigma_range = float(sigma_range)
-        self.radius = radius
+        self.sigma_spatial = settings.number("model.sigma_spatial", sigma_spatial, 0, above=True)  # low-res px
+        self.sigma_range = settings.number("model.sigma_range", sigma_range, 0, above=True)  # RGB units in [0, 1]
+        self.radius = settings.integer("model.radius", radius, 1)  # low-res px
 
     def upsample(self, lowres_output: np.ndarray, lowres_guide: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Kopf 2007 eq. 2: S̃ at the size of ``guide`` from S = ``lowres_output`` (see module doc)."""
@@ -126,7 +120,3 @@ class JointBilateralUpsample(LowResUpsampler):
         weights = np.exp(-0.5 * ((position[None, :] - index) / self.sigma_spatial) ** 2) * inside
         return np.clip(index, 0, low_size - 1), weights.astype(np.float32)
 
-
-
-def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0

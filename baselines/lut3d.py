@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core import settings
 from benchmark.models.interface import NetworkApproximator
 
 LEAKY_SLOPE = 0.2
@@ -62,8 +63,7 @@ CNN_INPUT_SIZE = 256  # the CNN's input is the image resized to 256x256 (§3.2; 
 def identity_lut(size: int = 33) -> torch.Tensor:
     """The identity LUT ``(3, M, M, M)`` indexed ``[out_channel, b, g, r]``: entry (b, g, r) holds
     ``(r, g, b) / (M - 1)``."""
-    if size < 2:
-        raise ValueError(f"model.lut_size={size} must be at least 2")
+    settings.integer("model.lut_size", size, 2)
     ramp = torch.linspace(0, 1, size)
     b, g, r = torch.meshgrid(ramp, ramp, ramp, indexing="ij")
     return torch.stack([r, g, b])
@@ -167,14 +167,10 @@ class ImageAdaptiveLUT(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if n_luts < 1:
-            raise ValueError(f"model.n_luts={n_luts} must be at least 1")
-        if lambda_smooth < 0 or lambda_monotone < 0:
-            raise ValueError(
-                f"model.lambda_smooth={lambda_smooth} and model.lambda_monotone={lambda_monotone} must be >= 0"
-            )
-        if not 0 <= dropout < 1:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        settings.integer("model.n_luts", n_luts, 1)
+        settings.number("model.lambda_smooth", lambda_smooth, 0)
+        settings.number("model.lambda_monotone", lambda_monotone, 0)
+        settings.number("model.dropout", dropout, 0, maximum=1, below=True)
         luts = torch.zeros(n_luts, 3, lut_size, lut_size, lut_size)
         luts[0] = identity_lut(lut_size)
         self.luts = nn.Parameter(luts)  # (N, 3, M, M, M), [n, out_channel, b, g, r]

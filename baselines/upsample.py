@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import resize
 from benchmark.data.photos import fit_max_side
@@ -17,10 +18,8 @@ class LowResUpsampler(Approximator):
     needs_operator = True
 
     def __init__(self, name: str, lowres_size: int) -> None:
-        if isinstance(lowres_size, bool) or not isinstance(lowres_size, int) or lowres_size < 8:
-            raise BenchmarkError(f"model.lowres_size={lowres_size} must be an integer of at least 8 px")
         self.name = name
-        self.lowres_size = lowres_size
+        self.lowres_size = settings.integer("model.lowres_size", lowres_size, 8)
 
     def predict(self, image: np.ndarray, operator: Operator | None) -> np.ndarray:
         """Downsample, operator at low resolution, upsample; an input already that small is returned

@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.errors import ArgumentParser, BenchmarkError, command
 from benchmark.core.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -179,23 +179,20 @@ def apply_folder(
     return skipped
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        if args.export_from is not None:
-            print(f"wrote {export(args.export_from, args.to)}")
-            return 0
-        checkpoint = args.checkpoint or shipped_path(args.task)
-        if args.input.is_dir():
-            skipped = apply_folder(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels,
-                                   args.ext)
-            return 1 if skipped else 0
-        if args.ext is not None:
-            raise BenchmarkError("--ext goes with an input folder; for one photo the output's name says the format")
-        apply(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels)
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    if args.export_from is not None:
+        print(f"wrote {export(args.export_from, args.to)}")
+        return 0
+    checkpoint = args.checkpoint or shipped_path(args.task)
+    if args.input.is_dir():
+        skipped = apply_folder(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels,
+                               args.ext)
+        return 1 if skipped else 0
+    if args.ext is not None:
+        raise BenchmarkError("--ext goes with an input folder; for one photo the output's name says the format")
+    apply(checkpoint, args.input, args.output, resolve_device(args.device), args.max_pixels)
     return 0
 
 

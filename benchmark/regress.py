@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.errors import ArgumentParser, BenchmarkError, command
 from benchmark.core.files import write_json_atomic
 from benchmark.evaluation.metrics import METRICS, Metric
 
@@ -299,26 +299,23 @@ def _digits(metric: Metric) -> int:
     return int(metric.fmt.split(".")[1][0]) + 1
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = parse_args(argv)
-        runs = collect_runs(args.runs)
-        if args.write_baseline is not None:
-            floors = {metric.key: getattr(args, f"{metric.key}_floor") for metric in CHECKED}
-            rule = {"sigmas": args.sigmas, "floors": floors,
-                    "time_ratio_growth": args.speed_tolerance}
-            write_baseline(args.write_baseline, runs, rule, "python -m benchmark.regress " + shlex.join(argv))
-            seeds = sorted({len(group) for group in runs.values()})
-            print(f"wrote {args.write_baseline}: {len(runs)} (task, model) entries from {'/'.join(map(str, seeds))} "
-                  f"seed(s) each, tolerance rule {rule}")
-            return 0
-        baseline = read_baseline(args.baseline)
-        single = one_run_each(runs)
-        rows, failures = compare(baseline, single)
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    runs = collect_runs(args.runs)
+    if args.write_baseline is not None:
+        floors = {metric.key: getattr(args, f"{metric.key}_floor") for metric in CHECKED}
+        rule = {"sigmas": args.sigmas, "floors": floors,
+                "time_ratio_growth": args.speed_tolerance}
+        write_baseline(args.write_baseline, runs, rule, "python -m benchmark.regress " + shlex.join(argv))
+        seeds = sorted({len(group) for group in runs.values()})
+        print(f"wrote {args.write_baseline}: {len(runs)} (task, model) entries from {'/'.join(map(str, seeds))} "
+              f"seed(s) each, tolerance rule {rule}")
+        return 0
+    baseline = read_baseline(args.baseline)
+    single = one_run_each(runs)
+    rows, failures = compare(baseline, single)
     print(f"baseline {args.baseline} (git {', '.join(baseline.get('git_revisions', []))}) against {len(single)} run(s)")
     print(pd.DataFrame(rows).to_string(index=False))
     unchecked = sorted(set(single) - {(e["task"], e["model"]) for e in baseline["entries"]})

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from benchmark import PROJECT_ROOT
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.errors import ArgumentParser, BenchmarkError, command
 from benchmark.core.files import staging_folder, write_errors
 from benchmark.evaluation.metrics import METRICS
 from benchmark.reporting.explainer import write_explainer
@@ -244,7 +244,7 @@ def write_report(paths: list[Path], out: Path, profile: str | None = None) -> No
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmark.report",
         description=(
             "Tables, figures and a static index.html over run directories of `python -m benchmark` "
@@ -265,13 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        write_report(args.paths, args.out, args.profile)
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    write_report(args.paths, args.out, args.profile)
     print(f"report: {args.out / 'index.html'}")
     return 0
 

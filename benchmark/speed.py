@@ -40,7 +40,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import PROJECT_ROOT
 from benchmark.core import settings
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError, command
 from benchmark.core.files import write_bytes_atomic, write_errors, write_json_atomic
 from benchmark.core.images import read_image
 from benchmark.core.runtime import resolve_device
@@ -298,34 +298,27 @@ def parse_args(argv: list[str]) -> SpeedConfig:
         raise BenchmarkError(f"{key}: {message}" if key else message) from None
 
 
+@command
 def main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__)
         print("Settings (key=value):\n" + OmegaConf.to_yaml(OmegaConf.structured(SpeedConfig)))
         return 0
-    try:
-        cfg = parse_args(argv)
-        settings.integer("warmup", cfg.warmup, 0)
-        settings.integer("repeats", cfg.repeats, 1)
-        settings.number("budget_s", cfg.budget_s, 0, above=True)
-        settings.integer("train_batch", cfg.train_batch, 1)
-        settings.integer("train_crop", cfg.train_crop, 16)
-        out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
-        print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
-        rows = measure(cfg)
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    cfg = parse_args(argv)
+    settings.integer("warmup", cfg.warmup, 0)
+    settings.integer("repeats", cfg.repeats, 1)
+    settings.number("budget_s", cfg.budget_s, 0, above=True)
+    settings.integer("train_batch", cfg.train_batch, 1)
+    settings.integer("train_crop", cfg.train_crop, 16)
+    out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
+    rows = measure(cfg)
     table = pd.DataFrame([r for r in rows if "median_ms" in r])
-    try:
-        write_bytes_atomic(out / "speed.csv", table.to_csv(index=False).encode())
-        with write_errors(out):
-            plot(rows, out)
-        write_json_atomic({"config": asdict(cfg), "environment": environment(torch.device("cpu"))}, out / "speed_meta.json")
-        write_json_atomic(rows, out / "speed.json")
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    write_bytes_atomic(out / "speed.csv", table.to_csv(index=False).encode())
+    with write_errors(out):
+        plot(rows, out)
+    write_json_atomic({"config": asdict(cfg), "environment": environment(torch.device("cpu"))}, out / "speed_meta.json")
+    write_json_atomic(rows, out / "speed.json")
     pivot = table.pivot_table(index=["method", "stage", "device"], columns="megapixels", values="median_ms")
     print(pivot.round(2).to_string())
     print("\n".join(summary_lines(rows)))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet.model import HDRNet
 
 
@@ -38,9 +39,9 @@ def test_guide_follows_luminance_at_start():
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="model.grid.spatial=12"):
+    with pytest.raises(BenchmarkError, match="model.grid.spatial=12"):
         HDRNet(spatial_bins=12)
-    with pytest.raises(ValueError, match="model.guide='edges'"):
+    with pytest.raises(BenchmarkError, match="model.guide='edges'"):
         HDRNet(guide="edges")
-    with pytest.raises(ValueError, match="model.grid.luma_bins=0"):
+    with pytest.raises(BenchmarkError, match="model.grid.luma_bins=0"):
         HDRNet(luma_bins=0)

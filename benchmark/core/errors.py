@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+from collections.abc import Callable
 
 
 class BenchmarkError(Exception):
@@ -18,3 +21,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise BenchmarkError(f"{message} (see --help)")
+
+
+def command(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a command's ``main(argv) -> exit status``: a ``BenchmarkError`` (bad input, bad
+    settings, a usage error) becomes one ``error:`` line on stderr and exit status 2."""
+
+    @functools.wraps(main)
+    def run(*args: object, **kwargs: object) -> int:
+        try:
+            return main(*args, **kwargs)
+        except BenchmarkError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            return 2
+
+    return run

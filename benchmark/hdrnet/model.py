@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core import settings
+from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import from_tensor, to_tensor
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import (
@@ -37,7 +39,7 @@ class CoefficientNet(nn.Module):
         super().__init__()
         n_splat = int(round(math.log2(lowres_size / spatial_bins)))
         if n_splat < 1 or spatial_bins * 2**n_splat != lowres_size:
-            raise ValueError(
+            raise BenchmarkError(
                 f"model.grid.spatial={spatial_bins} must be lowres_size={lowres_size} divided by a power of two"
             )
         self.luma_bins = luma_bins
@@ -135,16 +137,10 @@ class HDRNet(nn.Module):
         fullres: str = "fused",
     ) -> None:
         super().__init__()
-        if fullres not in FULLRES:
-            raise ValueError(f"model.fullres={fullres!r} is not one of {FULLRES}")
-        if guide not in GUIDES:
-            raise ValueError(f"model.guide={guide!r} is not one of {GUIDES}")
-        if lowres_interpolation not in LOWRES_INTERPOLATIONS:
-            raise ValueError(
-                f"model.lowres_interpolation={lowres_interpolation!r} is not one of {LOWRES_INTERPOLATIONS}"
-            )
-        if luma_bins < 1:
-            raise ValueError(f"model.grid.luma_bins={luma_bins} must be at least 1")
+        settings.choice("model.fullres", fullres, FULLRES)
+        settings.choice("model.guide", guide, GUIDES)
+        settings.choice("model.lowres_interpolation", lowres_interpolation, LOWRES_INTERPOLATIONS)
+        settings.integer("model.grid.luma_bins", luma_bins, 1)
         self.lowres_size = lowres_size
         self.lowres_interpolation = lowres_interpolation
         self.fullres = fullres
