@@ -194,7 +194,7 @@ def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path], 
 
 
 def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, incomplete: list[Path],
-                 non_finite: list[Path], folder: Path) -> None:
+                 non_finite: list[Path], folder: Path, pdf: bool = False) -> None:
     """Every table, figure and the index page into ``folder``."""
     selected = select_table_runs(runs)
     quality = [quality_table(selected, metric) for metric in METRICS]
@@ -205,16 +205,16 @@ def build_report(runs: pd.DataFrame, images: pd.DataFrame, speed: pd.DataFrame, 
     sources, environment = sources_table(runs, selected), environment_table(runs, speed)
     for table in [*quality, *speeds, sources, environment, *([published] if published else [])]:
         write_table(table, folder / "tables")
-    figures = write_figures(runs, images, selected, folder / "figures")
+    figures = write_figures(runs, images, selected, folder / "figures", pdf)
     comparisons = [comparison for task in sorted(selected["task"].unique())
                    if (comparison := comparison_images(task, selected[selected["task"] == task],
                                                        folder / "figures" / "compare")) is not None]
-    explainer = write_explainer(folder / "figures")
+    explainer = write_explainer(folder / "figures", pdf)
     write_html(folder / "index.html", quality, published, speeds, figures, comparisons, explainer, sources,
                environment, caveats(runs, selected, incomplete, non_finite))
 
 
-def write_report(paths: list[Path], out: Path, profile: str | None = None) -> None:
+def write_report(paths: list[Path], out: Path, profile: str | None = None, pdf: bool = False) -> None:
     """Load and check everything first, build in a temp folder beside ``out``, then rename into
     place: a failed report leaves no half-written output (and a previous report intact)."""
     results_files, speed_files, incomplete = find_inputs(paths)
@@ -230,7 +230,7 @@ def write_report(paths: list[Path], out: Path, profile: str | None = None) -> No
     staging = staging_folder(out)
     try:
         with write_errors(out):
-            build_report(runs, images, speed, incomplete, non_finite, staging)
+            build_report(runs, images, speed, incomplete, non_finite, staging, pdf)
         if out.exists():
             previous = staging.with_suffix(".old")
             os.replace(out, previous)
@@ -252,7 +252,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "speed.json of `python -m benchmark.speed` found there or given as a file."
         ),
         epilog=(
-            "Writes OUT/index.html, OUT/tables/*.{md,tex,csv} and OUT/figures/*.{png,pdf}. "
+            "Writes OUT/index.html, OUT/tables/*.{md,tex,csv} and OUT/figures/*.png (photo panels .jpg; "
+            "with --pdf also *.pdf for papers). "
             "Several runs of one (task, model): Table 1 uses the latest with the model's default "
             "config, else the latest; OUT/tables/sources.csv says which run fills which cell."
         ),
@@ -261,14 +262,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run or multirun directory, or a speed.json / results.json file")
     parser.add_argument("--out", type=Path, required=True,
                         help="report folder, e.g. reports/local_laplacian (replaced if it holds a report)")
-    parser.add_argument("--profile", help="only runs of this profile (smoke, quick, paper)")
+    parser.add_argument("--profile", help="only runs of this profile (smoke, quick, long, paper)")
+    parser.add_argument("--pdf", action="store_true", help="also write every figure as a vector PDF (for papers)")
     return parser.parse_args(argv)
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    write_report(args.paths, args.out, args.profile)
+    write_report(args.paths, args.out, args.profile, args.pdf)
     print(f"report: {args.out / 'index.html'}")
     return 0
 

@@ -163,13 +163,22 @@ def test_index_links_resolve_and_every_figure_exists(report):
     parser.feed(page)
     assert parser.links and all((report / link).is_file() for link in parser.links)
     assert not any(link.startswith(("/", "http")) for link in parser.links)
-    figures = {p.stem for p in (report / "figures").glob("*.png")}
+    figures = {p.stem for p in (report / "figures").glob("*.png")} | {p.stem for p in (report / "figures").glob("*.jpg")}
     expected = {f"local_laplacian_{kind}" for kind in ("pareto", "grid", "training", "per_image", "examples")}
     assert expected | {"photoshop_pareto", "photoshop_per_image", "explainer_slicing"} <= figures
-    assert all((report / "figures" / f"{stem}.pdf").is_file() for stem in figures)
+    assert (report / "figures" / "local_laplacian_examples.jpg").is_file()  # photos: JPEG, a tenth of a PNG
+    assert not list(report.rglob("*.pdf"))  # PDFs only on demand
     assert "photoshop_grid" not in figures and "needs hdrnet runs with at least two grid" in page
     for text in ("Caveats", "Upper bounds (recipes)", "Synthetic targets", "git_revision"):
         assert text in page
+
+
+def test_pdf_figures_on_demand(runs_root, tmp_path):
+    out = tmp_path / "with_pdf"
+    assert main([str(runs_root / "ps"), "--out", str(out), "--pdf"]) == 0
+    rasters = [*(out / "figures").glob("*.png"), *(out / "figures").glob("*.jpg")]
+    assert rasters and all(path.with_suffix(".pdf").is_file() for path in rasters)
+    assert 'pdf</a>' in (out / "index.html").read_text()
 
 
 def _chromium(page: Path, *arguments: str) -> str:
@@ -258,7 +267,7 @@ def test_corrupt_results_names_the_file_and_keeps_the_previous_report(runs_root,
 
 def test_failure_while_building_leaves_no_output(runs_root, tmp_path, monkeypatch):
     def fail(*args: object) -> None:
-        (args[-1] / "half.txt").write_text("half")
+        (args[5] / "half.txt").write_text("half")  # the staging folder
         raise RuntimeError("disk full")
 
     monkeypatch.setattr("benchmark.report.build_report", fail)

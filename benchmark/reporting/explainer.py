@@ -38,7 +38,8 @@ class Explainer:
     image_size: tuple[int, int]
     grid_shape: tuple[int, int, int]
     row: int
-    stem: str
+    image: str  # the figure's PNG, relative to the report folder
+    pdf: str | None  # its PDF (report --pdf)
 
 
 def _tent(t: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ def random_grid(seed: int = 0) -> torch.Tensor:
     return (identity + 0.15 * torch.randn(N_COEFFS, *GRID_SHAPE, generator=generator)).unsqueeze(0)
 
 
-def write_explainer(folder: Path) -> Explainer:
+def write_explainer(folder: Path, pdf: bool = False) -> Explainer:
     """Compare both sides on a bundled photo; draw one row of it; write the figure and a JSON."""
     photo = resize(read_image(EXPLAINER_PHOTO), IMAGE_SIZE)
     image = to_tensor(photo)
@@ -111,7 +112,6 @@ def write_explainer(folder: Path) -> Explainer:
     top.legend(fontsize=7)
     bottom.set_xlabel("x (pixels)")
     bottom.set_ylabel("weight per column")
-    stem = save(figure, folder, "explainer_slicing")
-    result = Explainer(difference, EXPLAINER_PHOTO.name, IMAGE_SIZE, GRID_SHAPE, row, stem)
+    result = Explainer(difference, EXPLAINER_PHOTO.name, IMAGE_SIZE, GRID_SHAPE, row, *save(figure, folder, "explainer_slicing", pdf))
     write_json_atomic(asdict(result), folder / "explainer_slicing.json")
     return result

@@ -25,22 +25,27 @@ COMPARE_SIDE = 640  # longer side of the before/after slider's JPEGs: keeps the 
 
 @dataclass(frozen=True)
 class Figure:
-    """A written figure (``stem`` relative to the report folder, no extension) or a skip note."""
+    """A written figure (``path`` of its PNG or JPEG, ``pdf`` when asked for, both relative to the
+    report folder) or a skip note (``path`` None)."""
 
     task: str
     title: str
-    stem: str | None
+    path: str | None
+    pdf: str | None = None
     note: str = ""
 
 
-def save(figure: plt.Figure, folder: Path, name: str) -> str:
-    """``<folder>/<name>.png`` and ``.pdf``; returns the stem relative to the report folder."""
+def save(figure: plt.Figure, folder: Path, name: str, pdf: bool, photo: bool = False) -> tuple[str, str | None]:
+    """``<folder>/<name>.png`` (``.jpg`` for a figure of photos: a tenth of the size), and ``.pdf``
+    when ``pdf``; returns both paths relative to the report folder (None: no PDF)."""
     folder.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    for extension in ("png", "pdf"):
-        figure.savefig(folder / f"{name}.{extension}", dpi=120)
+    raster = f"{name}.{'jpg' if photo else 'png'}"
+    figure.savefig(folder / raster, dpi=120, **({"pil_kwargs": {"quality": 90}} if photo else {}))
+    if pdf:
+        figure.savefig(folder / f"{name}.pdf")
     plt.close(figure)
-    return f"{folder.name}/{name}"
+    return f"{folder.name}/{raster}", f"{folder.name}/{name}.pdf" if pdf else None
 
 
 def latest_per_label(runs: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +63,7 @@ def pareto_front(times: np.ndarray, quality: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def pareto_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
+def pareto_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = False) -> Figure:
     """PSNR against time. A model run in several configurations (a grid sweep) is one series with
     one legend entry; only its default configuration (or its single run) gets a text label."""
     title = "quality vs time per image"
@@ -93,16 +98,16 @@ def pareto_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
     axis.set_title(f"{task}: {title}")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7)
-    return Figure(task, title, save(figure, folder, f"{task}_pareto"))
+    return Figure(task, title, *save(figure, folder, f"{task}_pareto", pdf))
 
 
-def grid_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
+def grid_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = False) -> Figure:
     title = "HDRNet grid size → PSNR"
     hdrnet = runs[(runs["model"] == FEATURED_MODEL) & runs["override_keys"].map(lambda keys: set(keys) <= set(GRID_KEYS))]
     hdrnet = hdrnet.dropna(subset=["grid_spatial", "grid_luma_bins"]).sort_values("finished")
     configs = hdrnet.groupby(["grid_spatial", "grid_luma_bins"])["psnr"].last()
     if len(configs) < 2:
-        return Figure(task, title, None, "skipped: needs hdrnet runs with at least two grid configurations "
+        return Figure(task, title, None, note="skipped: needs hdrnet runs with at least two grid configurations "
                       "(e.g. `python -m benchmark -m model.grid.luma_bins=4,8,16`)")
     table = configs.unstack("grid_luma_bins").sort_index()
     figure, axis = plt.subplots(figsize=(1.2 * table.shape[1] + 2.5, 0.8 * table.shape[0] + 2))
@@ -118,15 +123,15 @@ def grid_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
     axis.set_ylabel("model.grid.spatial")
     axis.set_title(f"{task}: {title}")
     figure.colorbar(image, ax=axis, label="mean PSNR (dB)")
-    return Figure(task, title, save(figure, folder, f"{task}_grid"))
+    return Figure(task, title, *save(figure, folder, f"{task}_grid", pdf))
 
 
-def training_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
+def training_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = False) -> Figure:
     title = "training curves"
     curves = [(row["label"], Path(row["run_dir"]) / "training_curve.csv") for _, row in latest_per_label(runs).iterrows()]
     curves = [(label, path) for label, path in curves if path.is_file()]
     if not curves:
-        return Figure(task, title, None, "skipped: no run of a learned model (no training_curve.csv)")
+        return Figure(task, title, None, note="skipped: no run of a learned model (no training_curve.csv)")
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for label, path in curves:
         curve = pd.read_csv(path)
@@ -136,10 +141,10 @@ def training_figure(task: str, runs: pd.DataFrame, folder: Path) -> Figure:
     axis.set_title(f"{task}: {title}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    return Figure(task, title, save(figure, folder, f"{task}_training"))
+    return Figure(task, title, *save(figure, folder, f"{task}_training", pdf))
 
 
-def per_image_figure(task: str, selected: pd.DataFrame, images: pd.DataFrame, folder: Path) -> Figure:
+def per_image_figure(task: str, selected: pd.DataFrame, images: pd.DataFrame, folder: Path, pdf: bool = False) -> Figure:
     title = "per-image PSNR"
     models = model_order(selected)
     rows = images[images["run_dir"].isin(selected["run_dir"])]
@@ -154,20 +159,20 @@ def per_image_figure(task: str, selected: pd.DataFrame, images: pd.DataFrame, fo
     axis.set_ylabel("PSNR (dB), one point per test image")
     axis.set_title(f"{task}: {title}")
     axis.grid(alpha=0.3, axis="y")
-    return Figure(task, title, save(figure, folder, f"{task}_per_image"))
+    return Figure(task, title, *save(figure, folder, f"{task}_per_image", pdf))
 
 
 def _example_files(run_dir: str) -> dict[str, Path]:
     return {p.name[: -len("_output.png")]: p.parent for p in sorted((Path(run_dir) / "examples").glob("*_output.png"))}
 
 
-def examples_figure(task: str, selected: pd.DataFrame, folder: Path) -> Figure:
+def examples_figure(task: str, selected: pd.DataFrame, folder: Path, pdf: bool = False) -> Figure:
     title = f"input, target, outputs; below: |output − target| × {ERROR_GAIN}"
     runs = selected.set_index("model").loc[model_order(selected)]
     outputs = {model: _example_files(run_dir) for model, run_dir in runs["run_dir"].items()}
     outputs = {model: files for model, files in outputs.items() if files}
     if not outputs:
-        return Figure(task, title, None, "skipped: no run saved example outputs (runs before examples/ existed)")
+        return Figure(task, title, None, note="skipped: no run saved example outputs (runs before examples/ existed)")
     names = sorted(next(iter(outputs.values())))[:EXAMPLE_IMAGES]
     columns = 2 + len(outputs)
     figure, axes = plt.subplots(2 * len(names), columns, figsize=(2.2 * columns, 3.2 * len(names)), squeeze=False)
@@ -189,7 +194,7 @@ def examples_figure(task: str, selected: pd.DataFrame, folder: Path) -> Figure:
                 axes[2 * row + 1, column].imshow(error, cmap="inferno", vmin=0, vmax=1)
                 axes[2 * row + 1, column].set_title(f"error × {ERROR_GAIN}", fontsize=7)
     figure.suptitle(f"{task}: {title}", fontsize=9)
-    return Figure(task, title, save(figure, folder, f"{task}_examples"))
+    return Figure(task, title, *save(figure, folder, f"{task}_examples", pdf, photo=True))
 
 
 @dataclass(frozen=True)
@@ -224,16 +229,18 @@ def comparison_images(task: str, selected: pd.DataFrame, folder: Path) -> Compar
     return Comparison(task, name, panels)
 
 
-def write_figures(runs: pd.DataFrame, images: pd.DataFrame, selected: pd.DataFrame, folder: Path) -> list[Figure]:
+def write_figures(
+    runs: pd.DataFrame, images: pd.DataFrame, selected: pd.DataFrame, folder: Path, pdf: bool = False
+) -> list[Figure]:
     """Every figure for every task, in a stable order; skipped ones carry the reason."""
     figures = []
     for task in sorted(runs["task"].unique()):
         task_runs, task_selected = runs[runs["task"] == task], selected[selected["task"] == task]
         figures += [
-            pareto_figure(task, task_runs, folder),
-            grid_figure(task, task_runs, folder),
-            training_figure(task, task_runs, folder),
-            per_image_figure(task, task_selected, images, folder),
-            examples_figure(task, task_selected, folder),
+            pareto_figure(task, task_runs, folder, pdf),
+            grid_figure(task, task_runs, folder, pdf),
+            training_figure(task, task_runs, folder, pdf),
+            per_image_figure(task, task_selected, images, folder, pdf),
+            examples_figure(task, task_selected, folder, pdf),
         ]
     return figures

@@ -69,18 +69,19 @@ def _table_section(table: Table) -> str:
 
 
 def _figure(figure: Figure) -> str:
-    if figure.stem is None:
+    if figure.path is None:
         return f'<p class="note">{html.escape(figure.title)}: {html.escape(figure.note)}</p>'
-    src = html.escape(figure.stem)
     return (
-        f'<figure><img src="{src}.png" alt="{html.escape(figure.task)}: {html.escape(figure.title)}">'
-        f'<figcaption>{html.escape(figure.task)}: {html.escape(figure.title)} '
-        f'(<a href="{src}.pdf">pdf</a>)</figcaption></figure>'
+        f'<figure><img src="{html.escape(figure.path)}" alt="{html.escape(figure.task)}: {html.escape(figure.title)}">'
+        f'<figcaption>{html.escape(figure.task)}: {html.escape(figure.title)}{_pdf_link(figure.pdf)}</figcaption></figure>'
     )
 
 
+def _pdf_link(pdf: str | None) -> str:
+    return f' (<a href="{html.escape(pdf)}">pdf</a>)' if pdf else ""
+
+
 def _explainer(explainer: Explainer) -> str:
-    src = html.escape(explainer.stem)
     height, width = explainer.image_size
     return (
         "<p>HDRNet interpolates affine matrices, not outputs. Because the output is linear in the "
@@ -92,10 +93,10 @@ def _explainer(explainer: Explainer) -> str:
         f"(float32): largest absolute difference <b>{explainer.max_abs_difference:.2e}</b> "
         "(benchmark/reporting/explainer.py: <code>apply_then_blend</code> against "
         "<code>apply_affine(bilateral_slice(...))</code>).</p>"
-        f'<figure><img src="{src}.png" alt="slicing explainer"><figcaption>One image row: each grey '
+        f'<figure><img src="{html.escape(explainer.image)}" alt="slicing explainer"><figcaption>One image row: each grey '
         "line is one grid column's transform applied along the row; the blue line blends them with "
-        f'the tent weights below; the dashed line is the sliced result (<a href="{src}.pdf">pdf</a>, '
-        f'<a href="{src}.json">json</a>).</figcaption></figure>'
+        f'the tent weights below; the dashed line is the sliced result{_pdf_link(explainer.pdf)} '
+        '(<a href="figures/explainer_slicing.json">json</a>).</figcaption></figure>'
     )
 
 
@@ -133,7 +134,7 @@ def write_html(
     caveats: list[str],
 ) -> None:
     """The whole page; every link is relative to ``path``'s folder. ``quality[0]`` is Table 1 (PSNR)."""
-    pareto = [figure for figure in figures if figure.stem is not None and figure.stem.endswith("_pareto")]
+    pareto = [figure for figure in figures if figure.path is not None and figure.path.endswith("_pareto.png")]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>bilateral-bench report</title>',
