@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -70,3 +71,34 @@ def assert_operator_contract(operator: Callable[[np.ndarray], np.ndarray], image
     assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_array_equal(image, before)  # pure: input untouched
     np.testing.assert_array_equal(out, operator(image))  # deterministic
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by test modules (import them from here, never from another test module)
+
+
+def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Deterministic RGB test image: ramps, a bright disc, a dark bar, texture, noise, tint."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 0.25 + 0.5 * (x / width) * (0.6 + 0.4 * y / height)
+    disc = (x - 0.6 * width) ** 2 + (y - 0.4 * height) ** 2 < (0.25 * min(height, width)) ** 2
+    base += 0.25 * disc
+    base -= 0.2 * ((x > 0.15 * width) & (x < 0.35 * width) & (y > 0.55 * height))
+    texture = 0.04 * np.sin(1.3 * x) * np.cos(0.9 * y) + 0.02 * rng.standard_normal((height, width))
+    lum = np.clip(base + texture, 0.03, 0.97)
+    tint = np.stack([1.0 + 0.15 * np.sin(x / 9), np.ones_like(x), 1.0 - 0.15 * np.cos(y / 7)], -1)
+    return np.clip(lum[..., None] * tint, 0.0, 1.0).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of any two same-shape arrays in [0, 1] (masked pixels, grey images, tensors as
+    arrays); the harness's own ``benchmark.evaluation.metrics.psnr`` takes HxWx3 images only."""
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def high_freq(gray: np.ndarray) -> float:
+    return float(np.std(gray - cv2.GaussianBlur(gray, (0, 0), 2.0)))
+
+
+def low_freq(gray: np.ndarray) -> float:
+    return float(np.std(cv2.GaussianBlur(gray, (0, 0), 8.0)))

@@ -22,14 +22,10 @@ from operators.dehaze import (
     refine_transmission,
     scaled_sizes,
 )
-from tests.conftest import assert_operator_contract
+from tests.conftest import assert_operator_contract, psnr
 
 AIRLIGHT = np.array([0.85, 0.88, 0.92], np.float32)  # slightly blue haze
 SKY = np.array([0.55, 0.70, 0.95], np.float32)  # haze-free sky colour, seen through t = 0.05
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def add_haze(

@@ -13,8 +13,13 @@ from hydra.utils import instantiate
 
 from benchmark.imaging.colour import lapfilter_intensity
 from operators.detail import DEFAULT_BOOSTS, DEFAULT_SIGMA_S, decompose, detail_enhance
-from tests.conftest import assert_operator_contract, compose_config
-from tests.test_local_laplacian import high_freq, low_freq, synthetic_image
+from tests.conftest import (
+    assert_operator_contract,
+    compose_config,
+    high_freq,
+    low_freq,
+    synthetic_image,
+)
 
 
 def step_image(height: int = 64, width: int = 96, texture: float = 0.0) -> np.ndarray:

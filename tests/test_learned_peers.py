@@ -29,7 +29,7 @@ from benchmark.core.images import read_image, resize, to_tensor
 from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.training.train import CropSampler, TrainConfig, train_network
-from tests.conftest import compose_config
+from tests.conftest import compose_config, psnr
 
 M = 33  # LUT entries per axis
 
@@ -52,10 +52,6 @@ def _one_thread():
 def photo(name: str = "kodim03", size: tuple[int, int] = (128, 192)) -> torch.Tensor:
     """A real photo (bundled Kodak), area-resized to ``size`` (H, W), as a (1, 3, H, W) tensor."""
     return to_tensor(resize(read_image(BUNDLED_PHOTOS / f"{name}.png"), size))
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1 / torch.mean((a - b) ** 2).item())
 
 
 def lut_from(fn) -> torch.Tensor:

@@ -8,7 +8,6 @@ operator, so the only difference is Aubry 2014's discretisation of g into K samp
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -25,21 +24,13 @@ from operators.local_laplacian import (
     local_laplacian_gray,
     remap,
 )
-from tests.conftest import assert_operator_contract
-
-
-def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Deterministic RGB test image: ramps, a bright disc, a dark bar, texture, noise, tint."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = 0.25 + 0.5 * (x / width) * (0.6 + 0.4 * y / height)
-    disc = (x - 0.6 * width) ** 2 + (y - 0.4 * height) ** 2 < (0.25 * min(height, width)) ** 2
-    base += 0.25 * disc
-    base -= 0.2 * ((x > 0.15 * width) & (x < 0.35 * width) & (y > 0.55 * height))
-    texture = 0.04 * np.sin(1.3 * x) * np.cos(0.9 * y) + 0.02 * rng.standard_normal((height, width))
-    lum = np.clip(base + texture, 0.03, 0.97)
-    tint = np.stack([1.0 + 0.15 * np.sin(x / 9), np.ones_like(x), 1.0 - 0.15 * np.cos(y / 7)], -1)
-    return np.clip(lum[..., None] * tint, 0.0, 1.0).astype(np.float32)
+from tests.conftest import (
+    assert_operator_contract,
+    high_freq,
+    low_freq,
+    psnr,
+    synthetic_image,
+)
 
 
 def direct_local_laplacian_gray(
@@ -53,18 +44,6 @@ def direct_local_laplacian_gray(
             bands = laplacian_pyramid(remap(gray, float(g), alpha, sigma_r, beta), level + 2)
             out[level][y, x] = bands[level][y, x]
     return collapse(out)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def high_freq(gray: np.ndarray) -> float:
-    return float(np.std(gray - cv2.GaussianBlur(gray, (0, 0), 2.0)))
-
-
-def low_freq(gray: np.ndarray) -> float:
-    return float(np.std(cv2.GaussianBlur(gray, (0, 0), 8.0)))
 
 
 @pytest.fixture(scope="module")

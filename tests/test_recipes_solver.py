@@ -265,7 +265,8 @@ def test_smoke_run_through_the_harness(tmp_path, photo_dir, model_name):
     results = run(compose_config(["profile=smoke", *overrides]), tmp_path / "run")
     assert results["model"] == model_name and results["needs_operator"] is True and results["parameters"] == 0
     summary = results["summary"]
-    assert summary["psnr"] > 20 and np.isfinite(summary["time_ms"]) and summary["time_ms"] > 0
+    # measured 29.99 (recipes) and 29.86 (solver) against 25.92 for the untouched input
+    assert summary["psnr"] > summary["identity_psnr"] + 3 and np.isfinite(summary["time_ms"]) and summary["time_ms"] > 0
     assert (tmp_path / "run" / "results.json").exists()
 
 

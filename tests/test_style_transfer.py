@@ -26,7 +26,7 @@ from operators.style_transfer import (
     available_exemplars,
     style_transfer,
 )
-from tests.conftest import assert_operator_contract, compose_config
+from tests.conftest import assert_operator_contract, compose_config, psnr
 
 EXEMPLARS = ["bright", "dramatic", "soft"]
 # (Kodak photo, exemplar) pairs that move tone and detail in both directions: soft inputs to the
@@ -62,10 +62,6 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def detail_energy(gray: np.ndarray) -> float:
     return float(np.mean((gray - cv2.GaussianBlur(gray, (0, 0), 2.0)) ** 2))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 # --- identity, blending, contract ----------------------------------------------------------

@@ -24,8 +24,7 @@ from operators.tone_mapping import (
     srgb_to_linear,
     tone_map,
 )
-from tests.conftest import assert_operator_contract, compose_config
-from tests.test_local_laplacian import synthetic_image
+from tests.conftest import assert_operator_contract, compose_config, synthetic_image
 
 REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)  # display luminance for the statistics
 

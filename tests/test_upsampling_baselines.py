@@ -158,7 +158,9 @@ def test_smoke_run_through_the_harness(model, tmp_path, photo_dir):
     )
     results = run(cfg, tmp_path / "run")
     assert results["model"] == model and results["needs_operator"] is True and results["parameters"] == 0
-    assert results["summary"]["psnr"] > 15 and results["summary"]["time_ms"] > 0
+    # measured 28.79 (jbu) and 31.62 (guided_filter) against 25.92 for the untouched input and
+    # 25.74 for bicubic upsampling from the same 48 px
+    assert results["summary"]["psnr"] > results["summary"]["identity_psnr"] + 2 and results["summary"]["time_ms"] > 0
     assert (tmp_path / "run" / "results.json").exists()
 
 
