@@ -90,7 +90,7 @@ from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.data.photos import fit_max_side
 from benchmark.imaging.colour import bgu_luma
-from benchmark.imaging.grid import cell_coordinate, tent
+from benchmark.imaging.grid import cell_centres, splat_weights, tent
 from benchmark.models.interface import Approximator, Operator
 
 log = logging.getLogger(__name__)
@@ -107,33 +107,6 @@ PRECONDITIONERS = ("block_jacobi", "jacobi")
 def grid_shape(height: int, width: int, cell_size: int, luma_bins: int) -> tuple[int, int, int]:
     """(gh, gw, D) = (round(h / cell), round(w / cell), luma_bins), rounding half up, >= 1."""
     return (max(1, math.floor(height / cell_size + 0.5)), max(1, math.floor(width / cell_size + 0.5)), luma_bins)
-
-
-def _cell_centred(n_pixels: int, n_cells: int) -> np.ndarray:
-    return cell_coordinate(np.arange(n_pixels, dtype=np.float64), n_pixels, n_cells)
-
-
-def splat_weights(guide: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Trilinear weights of every pixel onto the grid's vertices (cell-centred, clamped).
-
-    Returns ``vertices`` and ``weights``, both (P, 8) for the P = H*W pixels in row-major order;
-    vertex index (iy * gw + ix) * D + iz. Each row of weights sums to 1.
-    """
-    gh, gw, depth = shape
-    height, width = guide.shape
-    y0, y1, fy = tent(_cell_centred(height, gh), gh)
-    x0, x1, fx = tent(_cell_centred(width, gw), gw)
-    z0, z1, fz = tent(guide.astype(np.float64) * depth - 0.5, depth)
-    vertices = np.empty((height, width, 8), np.int64)
-    weights = np.empty((height, width, 8), np.float64)
-    corner = 0
-    for iy, wy in ((y0, 1 - fy), (y1, fy)):
-        for ix, wx in ((x0, 1 - fx), (x1, fx)):
-            for iz, wz in ((z0, 1 - fz), (z1, fz)):
-                vertices[..., corner] = (iy[:, None] * gw + ix[None, :]) * depth + iz
-                weights[..., corner] = (wy[:, None] * wx[None, :]) * wz
-                corner += 1
-    return vertices.reshape(-1, 8), weights.reshape(-1, 8)
 
 
 def augmented(image: np.ndarray) -> np.ndarray:
@@ -177,7 +150,7 @@ def slice_and_apply(grid: np.ndarray, image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     pixels = np.ascontiguousarray(image, dtype=np.float32)
     guide = bgu_luma(pixels)
-    y0, y1, fy = tent(_cell_centred(height, gh), gh)
+    y0, y1, fy = tent(cell_centres(height, gh), gh)
     table = grid.reshape(gh, gw, depth, 12).transpose(0, 3, 2, 1).astype(np.float32)  # gh, 12, D, gw
     upper = fy.astype(np.float32)[:, None, None, None]
     rows = table[y0] * (1 - upper) + table[y1] * upper  # H, 12, D, gw: the grid at each row's y
