@@ -8,6 +8,7 @@ machine (numbers in the asserts' comments):
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
@@ -111,6 +112,52 @@ def test_recipes_beats_bicubic_by_a_wide_margin_on_the_strong_local_laplacian(lo
 @pytest.fixture(scope="module")
 def small_grid(kodak) -> BilateralGrid:
     return BilateralGrid(resize(kodak, (64, 96)), sigma_xy=8, sigma_l=4 / 255, sigma_uv=4 / 255)
+
+
+
+def _dense_bilateral_solve(reference: np.ndarray, target: np.ndarray, confidence: np.ndarray, sigma_xy: float,
+                           sigma_l: float, sigma_uv: float, lam: float, iterations: int) -> np.ndarray:
+    """The bilateral-space problem written out from the paper (Barron & Poole 2016 §3-4) with loops
+    and dense matrices: vertices of the simplified grid found through a dict of coordinate tuples,
+    B̄ = 2·dim on the diagonal plus 1 between vertices one step apart along one dimension, the
+    Sinkhorn-like bistochastisation, A = λ(Dm − Dn B̄ Dn) + diag(S c), b = S (c t), solved by
+    np.linalg.solve; x̂ = Sᵀ y. Shares nothing with baselines.bilateral_solver but OpenCV's YCrCb."""
+    height, width = reference.shape[:2]
+    yuv = cv2.cvtColor(reference.astype(np.float32), cv2.COLOR_RGB2YCrCb)
+    vertex_of: dict[tuple[int, ...], int] = {}
+    pixel_vertex = []
+    for y in range(height):
+        for x in range(width):
+            key = (int(x / sigma_xy), int(y / sigma_xy), int(np.floor(yuv[y, x, 0] / sigma_l)),
+                   int(np.floor(yuv[y, x, 1] / sigma_uv)), int(np.floor(yuv[y, x, 2] / sigma_uv)))
+            pixel_vertex.append(vertex_of.setdefault(key, len(vertex_of)))
+    splat = np.zeros((len(vertex_of), height * width))
+    splat[pixel_vertex, np.arange(height * width)] = 1.0
+    coordinates = np.array(list(vertex_of))
+    steps = np.abs(coordinates[:, None, :] - coordinates[None, :, :])
+    blur = ((steps.sum(-1) == 1) & (steps.max(-1) == 1)).astype(float) + 2.0 * coordinates.shape[1] * np.eye(len(vertex_of))
+    m = splat.sum(axis=1)
+    n = np.ones(len(vertex_of))
+    for _ in range(iterations):
+        n = np.sqrt(n * m / (blur @ n))
+    m = n * (blur @ n)
+    system = lam * (np.diag(m) - np.diag(n) @ blur @ np.diag(n)) + np.diag(splat @ confidence)
+    y = np.linalg.solve(system, splat @ (confidence[:, None] * target))
+    return splat.T @ y
+
+
+def test_solver_equals_a_dense_solve_of_the_bilateral_space_problem(rng):
+    """A 12x16 photo crop: the grid's hashing, neighbours, bistochastisation and CG against the
+    dense reference above, to 1e-8 (measured: 3.6e-13, 74 vertices, 32 CG iterations)."""
+    reference = resize(read_image(BUNDLED_PHOTOS / "kodim03.png"), (12, 16)).astype(np.float64)
+    target = rng.random((12 * 16, 3))
+    confidence = np.where(rng.random(12 * 16) < 0.3, 1.0, 0.05)
+    sigmas = {"sigma_xy": 4.0, "sigma_l": 0.1, "sigma_uv": 0.1}
+    grid = BilateralGrid(reference, **sigmas)
+    ours, info = solve(grid, target, confidence, lam=2.0, max_iter=500, tol=1e-13, bistochastic_iters=10)
+    dense = _dense_bilateral_solve(reference, target, confidence, **sigmas, lam=2.0, iterations=10)
+    assert grid.n_vertices > 20  # a grid with real structure, not one vertex
+    assert np.abs(ours - dense).max() < 1e-8, (np.abs(ours - dense).max(), info.iterations)
 
 
 def test_bistochastised_affinity_is_doubly_stochastic(small_grid):
