@@ -42,7 +42,7 @@ class Explainer:
     pdf: str | None  # its PDF (report --pdf)
 
 
-def _tent(t: torch.Tensor) -> torch.Tensor:
+def _hat_weight(t: torch.Tensor) -> torch.Tensor:
     return torch.clamp(1 - t.abs(), min=0)
 
 
@@ -63,7 +63,7 @@ def apply_then_blend(grid: torch.Tensor, guide: torch.Tensor, image: torch.Tenso
     output = torch.zeros_like(image)
     for dz, dy, dx in itertools.product((0, 1), repeat=3):
         zi, yi, xi = torch.floor(gz) + dz, torch.floor(gy) + dy, torch.floor(gx) + dx
-        weight = _tent(gz - zi) * _tent(gy - yi) * _tent(gx - xi)  # (B, H, W)
+        weight = _hat_weight(gz - zi) * _hat_weight(gy - yi) * _hat_weight(gx - xi)  # (B, H, W)
         affine = cells[
             batch_index,
             zi.clamp(0, depth - 1).long(),
@@ -102,7 +102,7 @@ def write_explainer(folder: Path, pdf: bool = False) -> Explainer:
         column_output = apply_affine(column_affine, image)[0, 0, row]
         top.plot(x, column_output, color="grey", alpha=0.3, linewidth=0.8,
                  label="each grid column's transform applied" if column == 0 else None)
-        bottom.plot(x, _tent(gx - column), color="grey", alpha=0.6, linewidth=0.8)
+        bottom.plot(x, _hat_weight(gx - column), color="grey", alpha=0.6, linewidth=0.8)
     top.plot(x, blended[0, 0, row], color="C0", linewidth=2.5, label="outputs blended (8 cells, trilinear)")
     top.plot(x, sliced[0, 0, row], color="C1", linestyle="--", linewidth=1.2, label="grid sliced, then applied")
     top.set_ylabel("red channel of the output")
