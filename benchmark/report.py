@@ -186,7 +186,7 @@ def caveats(runs: pd.DataFrame, selected: pd.DataFrame, incomplete: list[Path], 
         reason = " ".join(error.read_text().split()) if error.is_file() else "interrupted (no error.txt)"
         by_reason.setdefault(reason, []).append(folder.name)
     for reason, folders in by_reason.items():
-        notes.append(f"{len(folders)} run folder(s) without results.json ignored ({', '.join(folders)}): {reason}")
+        notes.append(f"{reason} — {len(folders)} run folder(s) without results.json ignored: {', '.join(folders)}")
     if non_finite:
         notes.append(f"{len(non_finite)} run(s) with NaN or infinite results left out: "
                      + ", ".join(str(path.parent) for path in non_finite))

@@ -233,10 +233,10 @@ def test_failed_jobs_with_one_reason_are_one_caveat_line(runs_root, tmp_path):
     assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     lines = re.findall(r"<li [^>]*>([^<]*)</li>", (tmp_path / "out" / "index.html").read_text())
     failed = [line for line in lines if "without results.json" in line]
-    assert failed == [
-        "2 run folder(s) without results.json ignored (2_fivek_hdrnet, 3_fivek_bicubic): task=fivek needs "
-        "MIT-Adobe FiveK: pass data.root",
-        "1 run folder(s) without results.json ignored (4_tone_mapping_jbu): interrupted (no error.txt)",
+    assert failed == [  # the reason first: a long list of folders must not hide it
+        "task=fivek needs MIT-Adobe FiveK: pass data.root — 2 run folder(s) without results.json ignored: "
+        "2_fivek_hdrnet, 3_fivek_bicubic",
+        "interrupted (no error.txt) — 1 run folder(s) without results.json ignored: 4_tone_mapping_jbu",
     ]
 
 

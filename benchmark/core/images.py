@@ -293,11 +293,12 @@ def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarra
 # Writing
 
 
-def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> None:
+def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8, jpeg_quality: int = 95) -> None:
     """Write an HxWx3 [0, 1] image atomically (``benchmark.core.files``: temp file, fsync, rename).
 
     The format follows the extension (PNG when there is none); values are clipped and rounded
-    to 8 or 16 bit (16 bit: PNG and TIFF only). Parent folders are created. A full disk is one
+    to 8 or 16 bit (16 bit: PNG and TIFF only); JPEGs at ``jpeg_quality`` (OpenCV's default 95).
+    Parent folders are created. A full disk is one
     ``BenchmarkError`` naming the path, with nothing left behind.
     """
     path = Path(path)
@@ -317,6 +318,8 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> None
     pixels = np.rint(np.clip(image, 0, 1) * scale).astype(dtype)
     # Deflate, not OpenCV's default LZW, so that tifffile reads our TIFFs without imagecodecs.
     params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if extension in (".tif", ".tiff") else []
+    if extension in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     ok, encoded = cv2.imencode(extension, np.ascontiguousarray(pixels[..., ::-1]), params)
     if not ok:
         raise ImageError(f"{path}: OpenCV could not encode the image as {extension}")

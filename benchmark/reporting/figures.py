@@ -21,6 +21,7 @@ ERROR_GAIN = 4  # |output - target| is multiplied by this so small errors are vi
 GRID_KEYS = ("grid.spatial", "grid.luma_bins")
 EXAMPLE_IMAGES = 2
 COMPARE_SIDE = 640  # longer side of the before/after slider's JPEGs: keeps the report small
+JPEG_QUALITY = 85  # the slider's images and the example panels: ~0.5 MB per task, the report under 10 MB
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def save(figure: plt.Figure, folder: Path, name: str, pdf: bool, photo: bool = F
     folder.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     raster = f"{name}.{'jpg' if photo else 'png'}"
-    figure.savefig(folder / raster, dpi=120, **({"pil_kwargs": {"quality": 90}} if photo else {}))
+    figure.savefig(folder / raster, dpi=120, **({"pil_kwargs": {"quality": JPEG_QUALITY}} if photo else {}))
     if pdf:
         figure.savefig(folder / f"{name}.pdf")
     plt.close(figure)
@@ -224,7 +225,7 @@ def comparison_images(task: str, selected: pd.DataFrame, folder: Path) -> Compar
         image = read_image(path)
         scale = min(1.0, COMPARE_SIDE / max(image.shape[:2]))
         size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-        write_image(folder / f"{task}_{name}_{label}.jpg", resize(image, size))
+        write_image(folder / f"{task}_{name}_{label}.jpg", resize(image, size), jpeg_quality=JPEG_QUALITY)
         panels[label] = f"{folder.parent.name}/{folder.name}/{task}_{name}_{label}.jpg"
     return Comparison(task, name, panels)
 
