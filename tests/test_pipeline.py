@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -42,6 +43,8 @@ def test_smoke_run_end_to_end_then_reuses_cache_and_checkpoint(tmp_path):
     training = results["training"]
     assert training["steps"] == 16 and training["loss_after"] < training["loss_before"]
     assert training["train_psnr"] > 10 * np.log10(1 / training["loss_before"])  # on the training photos
+    curve = pd.read_csv(tmp_path / "run1" / "training_curve.csv")  # points at steps 0, 8, 16 (eval_every=8)
+    assert training["last_fifth_gain_db"] == pytest.approx(curve["test_psnr"].iloc[-1] - curve["test_psnr"].iloc[-2])
     assert (tmp_path / "run1" / "training_curve.csv").read_text().startswith("step,train_seconds,test_psnr")
     assert "mean" in first.stdout and "speedup" in first.stdout
     assert "0 of 10 from the cache" in first.stdout  # 4 photos + 2 operator-made variants of each of 3 training photos

@@ -22,6 +22,7 @@ from benchmark.core.files import write_atomic
 from benchmark.core.images import to_tensor
 from benchmark.data.augment import is_variant
 from benchmark.data.pairs import PairSet
+from benchmark.training.curves import last_fifth_gain
 
 LR_SCHEDULES = ("cosine", "constant")
 CONTEXTS = ("crop", "photo")
@@ -321,13 +322,17 @@ def train_network(
             state["loss_after"] = full_loss(model, train_pairs, device)
             state["train_psnr"] = mean_psnr(model, [p for p in train_pairs if not is_variant(p.name)], device)
             save()
-        bar.write(f"PSNR on the training photos (their variants left out): {state['train_psnr']:.2f} dB")
+        gain = last_fifth_gain(state["curve"])
+        bar.write(f"PSNR on the training photos (their variants left out): {state['train_psnr']:.2f} dB; "
+                  f"held-out PSNR gained over the last fifth of the training time: "
+                  f"{'n/a' if gain is None else f'{gain:+.2f} dB'}")
         return {
             "steps": state["step"],
             "train_seconds": state["train_seconds"],
             "loss_before": state["loss_before"],
             "loss_after": state["loss_after"],
             "train_psnr": state["train_psnr"],
+            "last_fifth_gain_db": gain,
             "checkpoint": str(checkpoint_path),
             "curve": state["curve"],
         }
