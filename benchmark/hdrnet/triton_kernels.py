@@ -1,0 +1,113 @@
+"""HDRNet's full-resolution stage for CUDA as one Triton kernel: guide + slice + apply (inference).
+
+One program handles ``BLOCK`` pixels of one photo: the pointwise 3-16-1 guide, the cell-centred
+trilinear slice of the ``(B, 12, D, Hg, Wg)`` grid at (x, y, guide) (the same geometry as
+``benchmark.hdrnet.bilateral.bilateral_slice``, DESIGN §5) and the 3x4 affine apply, so no
+12-channel full-resolution coefficient tensor is ever written: the grid_sample path reads and
+writes 4 + 12 + 12 + 3 floats per pixel, this kernel 3 + 3.
+
+Triton's interpreter (``TRITON_INTERPRET=1``, set before this module is imported) runs it on CPU
+tensors: tests/test_triton.py checks it against ``apply_affine(bilateral_slice(...))`` there.
+The backward pass is not written yet: training on CUDA uses the grid_sample path.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from benchmark.hdrnet.bilateral import N_COEFFS, checked_window
+
+BLOCK = 256  # pixels per program
+
+
+@triton.jit
+def _guided_slice_apply(
+    image_ptr, grid_ptr, window_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr,
+    height, width, depth, grid_height, grid_width,
+    HIDDEN: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+):
+    batch = tl.program_id(1)
+    pixel = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    inside = pixel < height * width
+    row = pixel // width
+    column = pixel % width
+    plane = height * width
+    image = image_ptr + batch * 3 * plane + pixel
+    red = tl.load(image, mask=inside, other=0.0)
+    green = tl.load(image + plane, mask=inside, other=0.0)
+    blue = tl.load(image + 2 * plane, mask=inside, other=0.0)
+
+    # guide = sigmoid(w2 . relu(W1 p + b1) + b2)
+    logit = tl.zeros([BLOCK_SIZE], dtype=tl.float32) + tl.load(b2_ptr)
+    for k in tl.static_range(HIDDEN):
+        hidden = red * tl.load(w1_ptr + 3 * k) + green * tl.load(w1_ptr + 3 * k + 1) \
+            + blue * tl.load(w1_ptr + 3 * k + 2) + tl.load(b1_ptr + k)
+        logit += tl.load(w2_ptr + k) * tl.maximum(hidden, 0.0)
+    guide = 1.0 / (1.0 + tl.exp(-logit))
+
+    # cell-centred grid coordinates at the pixel's place in its photo (window: top, left, H, W)
+    top = tl.load(window_ptr + 4 * batch).to(tl.float32)
+    left = tl.load(window_ptr + 4 * batch + 1).to(tl.float32)
+    full_height = tl.load(window_ptr + 4 * batch + 2).to(tl.float32)
+    full_width = tl.load(window_ptr + 4 * batch + 3).to(tl.float32)
+    gx = (left + column.to(tl.float32) + 0.5) * grid_width / full_width - 0.5
+    gy = (top + row.to(tl.float32) + 0.5) * grid_height / full_height - 0.5
+    gz = guide * depth - 0.5
+    gz = tl.where(gz == gz, gz, 0.0)  # a NaN guide (NaN input) samples bin 0, never outside the grid
+    gx = tl.minimum(tl.maximum(gx, 0.0), grid_width - 1.0)
+    gy = tl.minimum(tl.maximum(gy, 0.0), grid_height - 1.0)
+    gz = tl.minimum(tl.maximum(gz, 0.0), depth - 1.0)
+    x0 = tl.minimum(gx.to(tl.int32), grid_width - 1)
+    y0 = tl.minimum(gy.to(tl.int32), grid_height - 1)
+    z0 = tl.minimum(gz.to(tl.int32), depth - 1)
+    fx, fy, fz = gx - x0, gy - y0, gz - z0
+    x1 = tl.minimum(x0 + 1, grid_width - 1)
+    y1 = tl.minimum(y0 + 1, grid_height - 1)
+    z1 = tl.minimum(z0 + 1, depth - 1)
+
+    cells = grid_height * grid_width
+    coefficient_stride = depth * cells
+    grid = grid_ptr + batch * 12 * coefficient_stride
+    out = out_ptr + batch * 3 * plane + pixel
+    for c in tl.static_range(3):
+        value = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+        for j in tl.static_range(4):
+            coefficient = grid + (4 * c + j) * coefficient_stride
+            sampled = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+            for corner in tl.static_range(8):
+                zi = z1 if corner & 4 else z0
+                yi = y1 if corner & 2 else y0
+                xi = x1 if corner & 1 else x0
+                weight = (fz if corner & 4 else 1.0 - fz) * (fy if corner & 2 else 1.0 - fy) \
+                    * (fx if corner & 1 else 1.0 - fx)
+                sampled += weight * tl.load(coefficient + zi * cells + yi * grid_width + xi, mask=inside, other=0.0)
+            channel = red if j == 0 else green if j == 1 else blue if j == 2 else 1.0
+            value += sampled * channel
+        tl.store(out + c * plane, value, mask=inside)
+
+
+def guided_slice_apply(
+    image: torch.Tensor, grid: torch.Tensor, hidden_weight: torch.Tensor, hidden_bias: torch.Tensor,
+    out_weight: torch.Tensor, out_bias: torch.Tensor, window: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``image (B, 3, H, W)`` float32 + grid ``(B, 12, D, Hg, Wg)`` + the pointwise guide's weights
+    (``(16, 3)``, ``(16,)``, ``(1, 16)``, ``(1,)``) -> ``(B, 3, H, W)``, not clipped, as
+    ``apply_affine(bilateral_slice(grid, guide(image), window), image)``."""
+    if image.ndim != 4 or image.shape[1] != 3 or image.dtype != torch.float32:
+        raise ValueError(f"image must be float32 (B, 3, H, W), got {image.dtype} {tuple(image.shape)}")
+    if grid.ndim != 5 or grid.shape[1] != N_COEFFS or grid.shape[0] != image.shape[0]:
+        raise ValueError(f"grid must be (B, 12, D, Hg, Wg) with B = {image.shape[0]}, got {tuple(grid.shape)}")
+    batch, _, height, width = image.shape
+    depth, grid_height, grid_width = grid.shape[2:]
+    window = checked_window(window, batch, height, width).to(image.device)
+    image, grid = image.contiguous(), grid.contiguous().float()
+    weights = [w.detach().contiguous().float().reshape(-1) for w in (hidden_weight, hidden_bias, out_weight, out_bias)]
+    out = torch.empty_like(image)
+    launch = (triton.cdiv(height * width, BLOCK), batch)
+    _guided_slice_apply[launch](
+        image, grid, window, *weights, out, height, width, depth, grid_height, grid_width,
+        HIDDEN=hidden_weight.shape[0], BLOCK_SIZE=BLOCK,
+    )
+    return out

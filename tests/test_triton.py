@@ -1,0 +1,60 @@
+"""HDRNet's CUDA kernel (benchmark/hdrnet/triton_kernels.py) run by Triton's interpreter on CPU
+tensors, against the PyTorch reference apply_affine(bilateral_slice(...)): forward within 1e-5."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before Triton compiles anything: CPU tensors, no GPU
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from benchmark.hdrnet import triton_kernels  # noqa: E402
+from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice  # noqa: E402
+from benchmark.hdrnet.model import PointwiseGuide  # noqa: E402
+
+
+@pytest.fixture
+def guide() -> PointwiseGuide:
+    torch.manual_seed(0)
+    guide = PointwiseGuide()
+    with torch.no_grad():
+        for parameter in guide.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))  # away from the initialisation's symmetry
+    return guide
+
+
+def _both(guide: PointwiseGuide, image: torch.Tensor, grid: torch.Tensor, window: torch.Tensor | None = None):
+    ours = triton_kernels.guided_slice_apply(
+        image, grid, guide.hidden.weight, guide.hidden.bias, guide.out.weight, guide.out.bias, window)
+    with torch.no_grad():
+        reference = apply_affine(bilateral_slice(grid, guide(image), window), image)
+    return ours, reference
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 16, 16), (2, 3, 37, 53), (1, 3, 5, 300)])
+def test_forward_equals_the_pytorch_reference(guide, shape):
+    """Odd sizes, a grid finer than the image along one axis, several blocks per photo."""
+    torch.manual_seed(1)
+    identity = torch.zeros(shape[0], 12, 8, 5, 7)
+    identity[:, [0, 5, 10]] = 1.0
+    grid = identity + 0.1 * torch.randn_like(identity)
+    ours, reference = _both(guide, torch.rand(shape), grid)
+    assert (ours - reference).abs().max() < 1e-5
+
+
+def test_crop_windows_slice_at_the_crops_place(guide):
+    torch.manual_seed(2)
+    grid = torch.randn(2, 12, 4, 6, 9)
+    window = torch.tensor([[0, 0, 37, 53], [3, 11, 50, 80]])
+    ours, reference = _both(guide, torch.rand(2, 3, 37, 53), grid, window)
+    assert (ours - reference).abs().max() < 1e-5 * reference.abs().max()
+
+
+def test_a_nan_pixel_stays_inside_the_grid(guide):
+    image = torch.rand(1, 3, 8, 8)
+    image[0, :, 3, 4] = float("nan")
+    ours = triton_kernels.guided_slice_apply(
+        image, torch.randn(1, 12, 8, 4, 4), guide.hidden.weight, guide.hidden.bias, guide.out.weight, guide.out.bias)
+    assert torch.isnan(ours[0, :, 3, 4]).all() and torch.isfinite(ours[0, :, :3]).all()
