@@ -40,12 +40,11 @@ class HDRNetApproximator(NetworkApproximator):
     def timing_stages(
         self, image: np.ndarray, operator: Operator | None, device: torch.device
     ) -> dict[str, Callable[[], object]]:
-        """total, downsample, lowres_net, fullres (fused, CPU) and fullres_grid_sample on ``device``
-        (a CUDA device gets a grid_sample copy of the network)."""
+        """total, downsample, lowres_net, fullres (the fused kernel: numba on CPU, Triton on CUDA) and
+        fullres_grid_sample on ``device`` (a CUDA device gets a copy of the network)."""
         model = self.network.eval()
         if device.type != "cpu":
             model = copy.deepcopy(model).to(device)
-            model.fullres = "grid_sample"  # the fused kernel is CPU-only
         nchw = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
         view = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device)
         lowres = model.lowres(view)
@@ -55,11 +54,19 @@ class HDRNetApproximator(NetworkApproximator):
             "downsample": lambda: model.lowres(view),  # reads every pixel: grows with the photo
             "lowres_net": lambda: model.coefficients(lowres),  # a 256x256 input whatever the photo
         }
+        hidden, out = model.guide.hidden, model.guide.out
         if device.type == "cpu":
-            hidden, out, grid_np = model.guide.hidden, model.guide.out, grid.numpy()
+            grid_np = grid.numpy()
             stages["fullres"] = lambda: guided_slice_apply(
                 image, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
             )
+        else:
+            from benchmark.hdrnet import (
+                triton_kernels,  # imports Triton: only where a GPU runs it
+            )
+
+            stages["fullres"] = lambda: triton_kernels.guided_slice_apply(
+                nchw, grid, hidden.weight, hidden.bias, out.weight, out.bias)
         # last: its 12-channel full-res tensor (576 MB at 12 MP) would leave the allocator cold for the others
         stages["fullres_grid_sample"] = lambda: apply_affine(bilateral_slice(grid, conv_guide(model, nchw)), nchw)
         return stages
