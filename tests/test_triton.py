@@ -4,12 +4,16 @@ tensors, against the PyTorch reference apply_affine(bilateral_slice(...)): forwa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before Triton compiles anything: CPU tensors, no GPU
+DEVICE = "cpu" if os.environ["TRITON_INTERPRET"] == "1" else "cuda"  # scripts/device_check.sh sets 0 on a GPU
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from benchmark import PROJECT_ROOT  # noqa: E402
 from benchmark.hdrnet import triton_kernels  # noqa: E402
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice  # noqa: E402
 from benchmark.hdrnet.model import PointwiseGuide  # noqa: E402
@@ -26,6 +30,7 @@ def guide() -> PointwiseGuide:
 
 
 def _both(guide: PointwiseGuide, image: torch.Tensor, grid: torch.Tensor, window: torch.Tensor | None = None):
+    guide, image, grid = guide.to(DEVICE), image.to(DEVICE), grid.to(DEVICE)
     ours = triton_kernels.guided_slice_apply(
         image, grid, guide.hidden.weight, guide.hidden.bias, guide.out.weight, guide.out.bias, window)
     with torch.no_grad():
@@ -55,6 +60,17 @@ def test_crop_windows_slice_at_the_crops_place(guide):
 def test_a_nan_pixel_stays_inside_the_grid(guide):
     image = torch.rand(1, 3, 8, 8)
     image[0, :, 3, 4] = float("nan")
-    ours = triton_kernels.guided_slice_apply(
-        image, torch.randn(1, 12, 8, 4, 4), guide.hidden.weight, guide.hidden.bias, guide.out.weight, guide.out.bias)
+    guide = guide.to(DEVICE)
+    ours = triton_kernels.guided_slice_apply(image.to(DEVICE), torch.randn(1, 12, 8, 4, 4, device=DEVICE),
+                                             guide.hidden.weight, guide.hidden.bias, guide.out.weight, guide.out.bias)
     assert torch.isnan(ours[0, :, 3, 4]).all() and torch.isfinite(ours[0, :, :3]).all()
+
+
+@pytest.mark.slow
+def test_device_check_dry_run_runs_end_to_end(tmp_path):
+    """scripts/device_check.sh --dry-run: the interpreter tests and a tiny speed run, exit 0."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OUT": str(tmp_path / "check"), "PY": sys.executable}
+    result = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "device_check.sh"), "--dry-run"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "check" / "speed.json").is_file()
