@@ -61,9 +61,8 @@ class HDRNetApproximator(NetworkApproximator):
                 image, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
             )
         else:
-            from benchmark.hdrnet import (
-                triton_kernels,  # imports Triton: only where a GPU runs it
-            )
+            # Triton is imported only where a GPU runs it
+            from benchmark.hdrnet import triton_kernels
 
             stages["fullres"] = lambda: triton_kernels.guided_slice_apply(
                 nchw, grid, hidden.weight, hidden.bias, out.weight, out.bias)

@@ -169,11 +169,9 @@ class HDRNet(nn.Module):
             if isinstance(self.guide, PointwiseGuide):  # guide computed inside the fused kernel
                 return fused_guided_slice_apply(grid, image, self.guide.hidden, self.guide.out, window)
             return fused_slice_apply(grid, self.guide(image), image, window)
-        if self.fullres == "fused" and image.device.type == "cuda" and isinstance(self.guide, PointwiseGuide) \
-                and not torch.is_grad_enabled():  # inference: the Triton kernel (its backward is not written yet)
-            from benchmark.hdrnet import (
-                triton_kernels,  # imports Triton: only where a GPU runs it
-            )
+        if self.fullres == "fused" and image.device.type == "cuda" and isinstance(self.guide, PointwiseGuide):
+            # Triton is imported only where a GPU runs it
+            from benchmark.hdrnet import triton_kernels
 
             hidden, out = self.guide.hidden, self.guide.out
             return triton_kernels.guided_slice_apply(image, grid, hidden.weight, hidden.bias, out.weight, out.bias, window)
