@@ -338,24 +338,33 @@ def _pointwise_guide_backward_row(
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _guided_slice_apply_hwc(
     image: np.ndarray, cells: np.ndarray, weights: tuple, tanh_p: np.ndarray, tanh_q: np.ndarray, clip: bool,
-    out: np.ndarray,
+    eight_bit: bool, out: np.ndarray,
 ) -> None:
+    """``eight_bit``: ``image`` and ``out`` are uint8 (read as value / 255; written clamped to
+    [0, 1], x 255, rounded); otherwise both have the grid's float type."""
     height, width = image.shape[0], image.shape[1]
     cells_x, depth = cells.shape[2] - 1, cells.shape[3]
-    wx, start = _x_segments(width, 0, width, cells_x, image)
-    zero, one = image.dtype.type(0), image.dtype.type(1)
+    wx, start = _x_segments(width, 0, width, cells_x, cells)
+    zero, one = cells.dtype.type(0), cells.dtype.type(1)
+    scale = cells.dtype.type(1 / 255) if eight_bit else one
+    levels, half = cells.dtype.type(255), cells.dtype.type(0.5)
     for y in prange(height):
-        rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
-        rows = np.empty((8, width), image.dtype)  # r, g, b, guide, gz, out r, g, b
+        rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), cells.dtype)
+        rows = np.empty((8, width), cells.dtype)  # r, g, b, guide, gz, out r, g, b
         _row_grid(cells, 0, y, height, rowgrid)
         r, g, b, pixels = rows[0], rows[1], rows[2], image[y]
         for x in range(width):  # one pass over the interleaved pixels
-            r[x], g[x], b[x] = pixels[x, 0], pixels[x, 1], pixels[x, 2]
+            r[x], g[x], b[x] = pixels[x, 0] * scale, pixels[x, 1] * scale, pixels[x, 2] * scale
         _pointwise_guide_row(rows[0], rows[1], rows[2], weights, tanh_p, tanh_q, rows[3])
         _clamped_z(rows[3], depth, rows[4])
         _slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7])
         out_r, out_g, out_b, target = rows[5], rows[6], rows[7], out[y]
-        if clip:
+        if eight_bit:  # NaN (from a NaN weight) compares false both ways: it becomes 0
+            for x in range(width):
+                target[x, 0] = np.uint8(min(max(out_r[x], zero), one) * levels + half)
+                target[x, 1] = np.uint8(min(max(out_g[x], zero), one) * levels + half)
+                target[x, 2] = np.uint8(min(max(out_b[x], zero), one) * levels + half)
+        elif clip:
             for x in range(width):
                 target[x, 0] = min(max(out_r[x], zero), one)
                 target[x, 1] = min(max(out_g[x], zero), one)
@@ -458,14 +467,16 @@ def guided_slice_apply(
     image: np.ndarray, grid: np.ndarray, hidden_weight: np.ndarray, hidden_bias: np.ndarray,
     out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True, out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Inference, fully fused: ``image (H, W, 3)`` float32 + one ``(1, 12, D, Hg, Wg)`` grid -> ``(H, W, 3)``.
+    """Inference, fully fused: ``image (H, W, 3)`` + one ``(1, 12, D, Hg, Wg)`` grid -> ``(H, W, 3)``.
 
-    The guide is the pointwise 3-16-1 network (weights ``(16, 3)``, ``(16,)``, ``(1, 16)``, ``(1,)``);
-    ``clip`` clamps the output to [0, 1] as the harness's predict does; ``out`` (same shape and
-    dtype as ``image``) is written instead of a new array (a video pipeline reuses its buffers).
+    ``image`` is float32 in [0, 1], or uint8 (8-bit in, 8-bit out: read as value / 255, the output
+    clamped, x 255 and rounded; no float copy of the photo is made). The guide is the pointwise
+    3-16-1 network (weights ``(16, 3)``, ``(16,)``, ``(1, 16)``, ``(1,)``); ``clip`` clamps a float
+    output to [0, 1] as the harness's predict does; ``out`` (same shape and dtype as ``image``) is
+    written instead of a new array (a video pipeline reuses its buffers).
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.float32:
-        raise ValueError(f"image must be float32 (H, W, 3), got {image.dtype} {image.shape}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.float32, np.uint8):
+        raise ValueError(f"image must be float32 or uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if grid.ndim != 5 or grid.shape[:2] != (1, N_COEFFS):
         raise ValueError(f"grid must be (1, 12, D, Hg, Wg), got shape {grid.shape}")
     if hidden_weight.shape != (GUIDE_HIDDEN, 3):
@@ -474,11 +485,12 @@ def guided_slice_apply(
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
     if out is None:
         out = np.empty_like(image)
-    elif out.shape != image.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {image.shape}")
+    elif out.shape != image.shape or out.dtype != image.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {image.dtype} array of shape {image.shape}")
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))
     _guided_slice_apply_hwc(
-        image, _cell_major(np.asarray(grid, np.float32)), weights, *_tanh_coefficients(np.float32), clip, out
+        image, _cell_major(np.asarray(grid, np.float32)), weights, *_tanh_coefficients(np.float32), clip,
+        image.dtype == np.uint8, out,
     )
     return out
 

@@ -179,18 +179,23 @@ class HDRNet(nn.Module):
 
     @torch.no_grad()
     def enhance(self, image: np.ndarray) -> np.ndarray:
-        """Inference on one ``(H, W, 3)`` float32 photo -> output clipped to [0, 1], same size.
+        """Inference on one ``(H, W, 3)`` photo -> output of the same size and type: float32 in
+        [0, 1] (clipped), or uint8 in, uint8 out (rounded).
 
         On CPU with the pointwise guide, guide + slice + apply run as one fused kernel straight on
-        the HWC pixels (no layout copies); otherwise the forward pass above.
+        the HWC pixels (no layout copies; for uint8 no float copy of the photo either: the 256x256
+        view is squeezed from the 8-bit pixels, then scaled); otherwise the forward pass above.
         """
         device = next(self.parameters()).device
+        eight_bit = image.dtype == np.uint8
         if self.fullres == "fused" and device.type == "cpu" and isinstance(self.guide, PointwiseGuide):
-            image = np.ascontiguousarray(image, dtype=np.float32)
+            image = np.ascontiguousarray(image, dtype=np.uint8 if eight_bit else np.float32)
             pixels = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # a view, channels-last in memory
-            grid = self.coefficients(self.lowres(pixels)).numpy()
+            view = self.lowres(pixels)
+            grid = self.coefficients(view.float() / 255 if eight_bit else view).numpy()
             hidden, out = self.guide.hidden, self.guide.out
             return guided_slice_apply(
                 image, grid, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy(),
             )
-        return from_tensor(self(to_tensor(image, device)))
+        output = from_tensor(self(to_tensor(image.astype(np.float32) / 255 if eight_bit else image, device)))
+        return np.rint(output * 255).astype(np.uint8) if eight_bit else output
