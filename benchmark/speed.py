@@ -204,9 +204,10 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
         print(f"{width}x{height}", flush=True)
         if operator is not None:
             rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), cfg.task))
-        bound_ms = 2 * photo.nbytes / bandwidth * 1e3
-        rows.append({**_row("bound", "fullres_bandwidth", width, height, Timing(bound_ms, bound_ms, bound_ms,
-                     bound_ms, 1, 0, numba.get_num_threads(), "cpu"), cfg.task), "gb_per_s": bandwidth / 1e9})
+        for stage, bytes_per_value in (("fullres_bandwidth", 4), ("fullres_bandwidth_uint8", 1)):
+            bound_ms = 2 * photo.size * bytes_per_value / bandwidth * 1e3  # read the input, write the output
+            rows.append({**_row("bound", stage, width, height, Timing(bound_ms, bound_ms, bound_ms, bound_ms, 1, 0,
+                         numba.get_num_threads(), "cpu"), cfg.task), "gb_per_s": bandwidth / 1e9})
         for name, model in models.items():
             extra = {"task": cfg.task, "needs_operator": model.needs_operator, "parameters": model.parameter_count()}
             if model.needs_operator and operator is None:
@@ -268,6 +269,12 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
             line += f", {grid_sample / fused:.0f}x faster than grid_sample ({grid_sample:.1f} ms)"
         if total is not None and reference is not None:
             line += f"; HDRNet {total:.2f} ms end to end, {reference / total:.1f}x faster than the reference ({reference:.1f} ms)"
+        eight_bit, eight_bit_bound = get("hdrnet", "total_uint8"), get("bound", "fullres_bandwidth_uint8")
+        if eight_bit is not None and total is not None:
+            line += f"; uint8 in and out {eight_bit:.2f} ms = {eight_bit / total:.0%} of float32"
+            fused_eight_bit = get("hdrnet", "fullres_uint8")
+            if fused_eight_bit is not None and eight_bit_bound:
+                line += f" (fused stage {fused_eight_bit:.2f} ms = {fused_eight_bit / eight_bit_bound:.1f}x its bound)"
         lines.append(line)
     for stage in ("fullres", "downsample", "lowres_net"):
         part = frame[(frame["method"] == "hdrnet") & (frame["stage"] == stage)]

@@ -60,6 +60,11 @@ class HDRNetApproximator(NetworkApproximator):
             stages["fullres"] = lambda: guided_slice_apply(
                 image, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
             )
+            eight_bit = np.rint(image * 255).astype(np.uint8)  # 8-bit in, 8-bit out, as cameras and files are
+            stages["total_uint8"] = lambda: model.enhance(eight_bit)
+            stages["fullres_uint8"] = lambda: guided_slice_apply(
+                eight_bit, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
+            )
         else:
             # Triton is imported only where a GPU runs it
             from benchmark.hdrnet import triton_kernels
