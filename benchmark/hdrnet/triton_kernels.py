@@ -24,31 +24,34 @@ BLOCK = 256  # pixels per program
 
 
 @triton.jit
-def _guided_slice_apply(
-    image_ptr, grid_ptr, window_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr,
-    height, width, depth, grid_height, grid_width,
-    HIDDEN: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-):
-    batch = tl.program_id(1)
+def _pixels(image_ptr, batch, height, width, BLOCK_SIZE: tl.constexpr):
+    """This program's pixels of photo ``batch``: index, mask, row, column and their RGB."""
     pixel = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     inside = pixel < height * width
-    row = pixel // width
-    column = pixel % width
     plane = height * width
     image = image_ptr + batch * 3 * plane + pixel
     red = tl.load(image, mask=inside, other=0.0)
     green = tl.load(image + plane, mask=inside, other=0.0)
     blue = tl.load(image + 2 * plane, mask=inside, other=0.0)
+    return pixel, inside, pixel // width, pixel % width, red, green, blue
 
-    # guide = sigmoid(w2 . relu(W1 p + b1) + b2)
+
+@triton.jit
+def _guide(red, green, blue, w1_ptr, b1_ptr, w2_ptr, b2_ptr, HIDDEN: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    """guide = sigmoid(w2 . relu(W1 p + b1) + b2), the pointwise 3-16-1 network."""
     logit = tl.zeros([BLOCK_SIZE], dtype=tl.float32) + tl.load(b2_ptr)
     for k in tl.static_range(HIDDEN):
         hidden = red * tl.load(w1_ptr + 3 * k) + green * tl.load(w1_ptr + 3 * k + 1) \
             + blue * tl.load(w1_ptr + 3 * k + 2) + tl.load(b1_ptr + k)
         logit += tl.load(w2_ptr + k) * tl.maximum(hidden, 0.0)
-    guide = 1.0 / (1.0 + tl.exp(-logit))
+    return 1.0 / (1.0 + tl.exp(-logit))
 
-    # cell-centred grid coordinates at the pixel's place in its photo (window: top, left, H, W)
+
+@triton.jit
+def _cells(window_ptr, batch, row, column, guide, depth, grid_height, grid_width):
+    """Cell-centred grid position at the pixel's place in its photo (window: top, left, H, W):
+    lower and upper indices and upper weights along x, y, z, and d gz / d guide (D inside the grid,
+    0 where clamped, as grid_sample's border padding). A NaN guide samples bin 0, never outside."""
     top = tl.load(window_ptr + 4 * batch).to(tl.float32)
     left = tl.load(window_ptr + 4 * batch + 1).to(tl.float32)
     full_height = tl.load(window_ptr + 4 * batch + 2).to(tl.float32)
@@ -56,17 +59,32 @@ def _guided_slice_apply(
     gx = (left + column.to(tl.float32) + 0.5) * grid_width / full_width - 0.5
     gy = (top + row.to(tl.float32) + 0.5) * grid_height / full_height - 0.5
     gz = guide * depth - 0.5
-    gz = tl.where(gz == gz, gz, 0.0)  # a NaN guide (NaN input) samples bin 0, never outside the grid
+    finite = gz == gz
+    gz = tl.where(finite, gz, 0.0)
+    gz_slope = tl.where(finite & (gz > 0.0) & (gz < depth - 1.0), depth * 1.0, 0.0)
     gx = tl.minimum(tl.maximum(gx, 0.0), grid_width - 1.0)
     gy = tl.minimum(tl.maximum(gy, 0.0), grid_height - 1.0)
     gz = tl.minimum(tl.maximum(gz, 0.0), depth - 1.0)
     x0 = tl.minimum(gx.to(tl.int32), grid_width - 1)
     y0 = tl.minimum(gy.to(tl.int32), grid_height - 1)
     z0 = tl.minimum(gz.to(tl.int32), depth - 1)
-    fx, fy, fz = gx - x0, gy - y0, gz - z0
     x1 = tl.minimum(x0 + 1, grid_width - 1)
     y1 = tl.minimum(y0 + 1, grid_height - 1)
     z1 = tl.minimum(z0 + 1, depth - 1)
+    return x0, x1, gx - x0, y0, y1, gy - y0, z0, z1, gz - z0, gz_slope
+
+
+@triton.jit
+def _guided_slice_apply(
+    image_ptr, grid_ptr, window_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr,
+    height, width, depth, grid_height, grid_width,
+    HIDDEN: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+):
+    batch = tl.program_id(1)
+    pixel, inside, row, column, red, green, blue = _pixels(image_ptr, batch, height, width, BLOCK_SIZE)
+    guide = _guide(red, green, blue, w1_ptr, b1_ptr, w2_ptr, b2_ptr, HIDDEN, BLOCK_SIZE)
+    x0, x1, fx, y0, y1, fy, z0, z1, fz, _ = _cells(window_ptr, batch, row, column, guide, depth, grid_height, grid_width)
+    plane = height * width
 
     cells = grid_height * grid_width
     coefficient_stride = depth * cells
@@ -98,48 +116,15 @@ def _guided_slice_apply_backward(
 ):
     """Gradients of the forward above: d image (written), d grid and d guide weights (atomic adds)."""
     batch = tl.program_id(1)
-    pixel = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    inside = pixel < height * width
-    row = pixel // width
-    column = pixel % width
+    pixel, inside, row, column, red, green, blue = _pixels(image_ptr, batch, height, width, BLOCK_SIZE)
+    guide = _guide(red, green, blue, w1_ptr, b1_ptr, w2_ptr, b2_ptr, HIDDEN, BLOCK_SIZE)
+    x0, x1, fx, y0, y1, fy, z0, z1, fz, gz_slope = _cells(
+        window_ptr, batch, row, column, guide, depth, grid_height, grid_width)
     plane = height * width
-    image = image_ptr + batch * 3 * plane + pixel
-    red = tl.load(image, mask=inside, other=0.0)
-    green = tl.load(image + plane, mask=inside, other=0.0)
-    blue = tl.load(image + 2 * plane, mask=inside, other=0.0)
     dout = dout_ptr + batch * 3 * plane + pixel
     d0 = tl.load(dout, mask=inside, other=0.0)
     d1 = tl.load(dout + plane, mask=inside, other=0.0)
     d2 = tl.load(dout + 2 * plane, mask=inside, other=0.0)
-
-    logit = tl.zeros([BLOCK_SIZE], dtype=tl.float32) + tl.load(b2_ptr)
-    for k in tl.static_range(HIDDEN):
-        hidden = red * tl.load(w1_ptr + 3 * k) + green * tl.load(w1_ptr + 3 * k + 1) \
-            + blue * tl.load(w1_ptr + 3 * k + 2) + tl.load(b1_ptr + k)
-        logit += tl.load(w2_ptr + k) * tl.maximum(hidden, 0.0)
-    guide = 1.0 / (1.0 + tl.exp(-logit))
-
-    top = tl.load(window_ptr + 4 * batch).to(tl.float32)
-    left = tl.load(window_ptr + 4 * batch + 1).to(tl.float32)
-    full_height = tl.load(window_ptr + 4 * batch + 2).to(tl.float32)
-    full_width = tl.load(window_ptr + 4 * batch + 3).to(tl.float32)
-    gx = (left + column.to(tl.float32) + 0.5) * grid_width / full_width - 0.5
-    gy = (top + row.to(tl.float32) + 0.5) * grid_height / full_height - 0.5
-    gz_raw = guide * depth - 0.5
-    finite = gz_raw == gz_raw
-    gz_raw = tl.where(finite, gz_raw, 0.0)
-    # d gz / d guide = D inside the grid, 0 where clamped (as grid_sample's border padding)
-    gz_slope = tl.where(finite & (gz_raw > 0.0) & (gz_raw < depth - 1.0), depth * 1.0, 0.0)
-    gx = tl.minimum(tl.maximum(gx, 0.0), grid_width - 1.0)
-    gy = tl.minimum(tl.maximum(gy, 0.0), grid_height - 1.0)
-    gz = tl.minimum(tl.maximum(gz_raw, 0.0), depth - 1.0)
-    x0 = tl.minimum(gx.to(tl.int32), grid_width - 1)
-    y0 = tl.minimum(gy.to(tl.int32), grid_height - 1)
-    z0 = tl.minimum(gz.to(tl.int32), depth - 1)
-    fx, fy, fz = gx - x0, gy - y0, gz - z0
-    x1 = tl.minimum(x0 + 1, grid_width - 1)
-    y1 = tl.minimum(y0 + 1, grid_height - 1)
-    z1 = tl.minimum(z0 + 1, depth - 1)
 
     cells = grid_height * grid_width
     coefficient_stride = depth * cells
