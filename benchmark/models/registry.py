@@ -19,24 +19,27 @@ if TYPE_CHECKING:  # the interface imports training, which reads checkpoints, wh
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
+def _checked_name(path: Path) -> str:
+    """The option a conf file is: its file name, which its ``name:`` (where it has one) must equal."""
+    declared = OmegaConf.load(path).get("name", path.stem)
+    if declared != path.stem:
+        raise BenchmarkError(f"{path.relative_to(PROJECT_ROOT)}: name: {declared} must equal the file name {path.stem}")
+    return path.stem
+
+
 def options(group: str) -> list[str]:
-    """The options of config group ``group`` (``model``, ``task``, ...), sorted; each file's ``name:``
-    (where it has one) checked against its file name."""
-    names = []
-    for path in sorted((CONF_DIR / group).glob("*.yaml")):
-        declared = OmegaConf.load(path).get("name", path.stem)
-        if declared != path.stem:
-            raise BenchmarkError(f"{path.relative_to(PROJECT_ROOT)}: name: {declared} must equal the file name {path.stem}")
-        names.append(path.stem)
-    return names
+    """The options of config group ``group`` (``model``, ``task``, ...), sorted, names checked."""
+    return [_checked_name(path) for path in sorted((CONF_DIR / group).glob("*.yaml"))]
 
 
 def config_path(group: str, option: str) -> Path:
-    """``conf/<group>/<option>.yaml``, or one error naming the known options."""
-    known = options(group)
-    if option not in known:
+    """``conf/<group>/<option>.yaml`` with its name checked, or one error naming the known options."""
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.is_file():
+        known = sorted(other.stem for other in (CONF_DIR / group).glob("*.yaml"))
         raise BenchmarkError(f"{group}={option}: no such option; {group} is one of {', '.join(known)}")
-    return CONF_DIR / group / f"{option}.yaml"
+    _checked_name(path)
+    return path
 
 
 def instantiate(node: DictConfig, key: str) -> Any:

@@ -26,8 +26,9 @@ MODEL_KEYS = ("model_config", "task", "state_dict", "training")
 
 def shipped_path(task: str, model: str = "hdrnet") -> Path:
     """``checkpoints/<model>/<task>.pt`` under the project root, for a task that exists."""
-    if task not in options("task"):
-        raise BenchmarkError(f"unknown task {task!r}; tasks: {', '.join(options('task'))}")
+    tasks = options("task")
+    if task not in tasks:
+        raise BenchmarkError(f"unknown task {task!r}; tasks: {', '.join(tasks)}")
     return SHIPPED_DIR / model / f"{task}.pt"
 
 
