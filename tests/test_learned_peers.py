@@ -28,6 +28,7 @@ from benchmark.__main__ import run
 from benchmark.core.images import read_image, resize, to_tensor
 from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.models.registry import CONF_DIR, options
 from benchmark.training.train import CropSampler, TrainConfig, train_network
 from tests.conftest import compose_config, psnr
 
@@ -339,3 +340,17 @@ def test_smoke_run_through_the_harness(model_name, context, photo_dir, tmp_path)
     summary = results["summary"]
     assert summary["images"] == 1 and math.isfinite(summary["psnr"]) and summary["time_ms"] > 0
     assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_budget_files_name_a_model_and_a_profile_and_set_the_steps():
+    # conf/budget/<model>_<profile>.yaml is optional in the defaults list: a misspelt name would do nothing
+    models, profiles = set(options("model")), set(options("profile"))
+    budgets = sorted((CONF_DIR / "budget").glob("*.yaml"))
+    assert budgets
+    for path in budgets:
+        model, profile = path.stem.rsplit("_", 1)
+        assert model in models and profile in profiles, path.name
+        hdrnet_steps = compose_config([f"profile={profile}"]).train.steps
+        steps = compose_config([f"profile={profile}", f"model={model}"]).train.steps
+        assert 0 < steps < hdrnet_steps, path.name  # a dearer step: fewer steps for the same minutes
+    assert compose_config(["model=lut3d", "train.steps=77"]).train.steps == 77  # the command line wins
