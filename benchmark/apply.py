@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a trained model (HDRNet by default) on a photo at full resolution and write the "
         "result; or copy a finished run's model.pt to where --task finds it.",
         epilog="Input: PNG/JPEG/TIFF, 8 or 16 bit, grey or RGBA (alpha dropped), EXIF-rotated. Output: 8 bit "
-        "for .jpg/.png, 16 bit for .tif. Bad input prints one 'error:' line and exits 2 without writing. "
+        "for .jpg/.png (8-bit photos stay uint8 end to end), 16 bit for .tif. Bad input prints one 'error:' line and exits 2 without writing. "
         "Folders: same relative names under the output folder; outputs already there are kept (a rerun "
         "resumes); unreadable photos are skipped, listed, and make the exit status 1.",
     )
@@ -110,15 +110,18 @@ def _check_output(input_path: Path, output_path: Path) -> None:
 
 def _process(model: NetworkApproximator, checkpoint: Path, input_path: Path, output_path: Path,
              max_pixels: int | None) -> tuple[np.ndarray, float]:
-    """Read, predict at full resolution, write atomically; returns the input and the predict time (ms)."""
-    image = read_image(input_path, max_pixels)
+    """Read, predict at full resolution, write atomically; returns the input and the predict time (ms).
+    An 8-bit photo written as 8 bit stays uint8 end to end (HDRNet's fused kernel reads and writes
+    the 8-bit pixels); 16-bit photos or outputs go through float32."""
+    eight_bit_output = output_path.suffix.lower() not in SIXTEEN_BIT_EXTENSIONS
+    image = read_image(input_path, max_pixels, keep_8bit=eight_bit_output)
     predict_started = time.perf_counter()
     output = model.predict(image)  # numpy on the CPU: CUDA work is finished when it returns
     predict_ms = (time.perf_counter() - predict_started) * 1000
     if not np.isfinite(output).all():
         raise BenchmarkError(f"{checkpoint}: the model's output has NaN or infinite values (broken weights?); "
                              f"nothing written to {output_path}")
-    write_image(output_path, output, 16 if output_path.suffix.lower() in SIXTEEN_BIT_EXTENSIONS else 8)
+    write_image(output_path, output, 8 if eight_bit_output else 16)
     return image, predict_ms
 
 

@@ -70,9 +70,12 @@ def test_apply_writes_what_predict_returns(trained, photo, tmp_path):
     assert "predict" in result.stdout and " ms" in result.stdout
     model, _ = apply.load_model(checkpoint, CPU)
     expected = model.predict(read_image(photo))
-    written = read_image(tmp_path / "out" / "result.png")
-    assert written.shape == (80, 120, 3)
-    np.testing.assert_array_equal(np.rint(written * 255), np.rint(expected * 255))
+    eight_bit = model.predict(read_image(photo, keep_8bit=True))  # what an 8-bit output is made from
+    written = read_image(tmp_path / "out" / "result.png", keep_8bit=True)
+    assert written.shape == (80, 120, 3) and eight_bit.dtype == np.uint8
+    np.testing.assert_array_equal(written, eight_bit)
+    # the uint8 path rounds the fused kernel's result: at most one level from the float path's
+    assert np.abs(written.astype(int) - np.rint(expected * 255)).max() <= 1
 
     assert apply.main(["--checkpoint", str(checkpoint), str(photo), str(tmp_path / "result.tif")]) == 0
     np.testing.assert_array_equal(np.rint(read_image(tmp_path / "result.tif") * 65535), np.rint(expected * 65535))
@@ -195,6 +198,9 @@ def test_learned_peers_load_their_model_file(tmp_path: Path, model_name: str) ->
     for (name, ours), theirs in zip(loaded.network.state_dict().items(), trained.network.state_dict().values()):
         assert torch.equal(ours, theirs), name
     assert loaded.loaded is not None and loaded.loaded["loaded_from"] == str(tmp_path / "model.pt")
+    pixels = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)  # uint8 in, uint8 out
+    as_float = loaded.predict(pixels.astype(np.float32) / 255)
+    np.testing.assert_array_equal(loaded.predict(pixels), np.rint(np.clip(as_float, 0, 1) * 255).astype(np.uint8))
 
 
 def test_apply_on_a_folder_skips_bad_files_keeps_inputs_and_resumes(trained, tmp_path):
@@ -212,8 +218,8 @@ def test_apply_on_a_folder_skips_bad_files_keeps_inputs_and_resumes(trained, tmp
     out = tmp_path / "out"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["a.png", "c.png", "sub/b.png"]
     model, _ = apply.load_model(checkpoint, CPU)
-    expected = model.predict(read_image(photos / "sub" / "b.jpg"))
-    np.testing.assert_array_equal(np.rint(read_image(out / "sub" / "b.png") * 255), np.rint(expected * 255))
+    expected = model.predict(read_image(photos / "sub" / "b.jpg", keep_8bit=True))
+    np.testing.assert_array_equal(read_image(out / "sub" / "b.png", keep_8bit=True), expected)
     assert {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()} == before  # inputs untouched
 
     (out / "c.png").unlink()  # as if interrupted before c: a rerun writes only c

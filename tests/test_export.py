@@ -42,6 +42,22 @@ def test_exported_equals_native_at_any_size(exported: tuple[HDRNet, Path], shape
     assert np.abs(native - image).max() > 0.01  # the model does something, so agreement means something
 
 
+def test_uint8_export_equals_native_uint8_and_refuses_float(tmp_path: Path) -> None:
+    model = _trained_looking_model()
+    export_onnx(model, tmp_path / "u8.onnx", "uint8")
+    runner = OnnxHDRNet(tmp_path / "u8.onnx")
+    image = (np.random.default_rng(3).random((77, 203, 3)) * 255).astype(np.uint8)
+    native, onnx = model.enhance(image), runner.enhance(image)
+    assert onnx.dtype == np.uint8 and onnx.shape == image.shape
+    # the same kernel on grids equal to float rounding: a pixel may round the other way, never more
+    assert np.abs(onnx.astype(int) - native).max() <= 1 and (onnx != native).mean() < 0.001
+    assert np.abs(native.astype(int) - image).max() > 2
+    with pytest.raises(BenchmarkError, match="u8.onnx: exported for uint8 photos, given float32"):
+        runner.enhance(image.astype(np.float32) / 255)
+    with pytest.raises(BenchmarkError, match="--input-type='uint16'"):
+        export_onnx(model, tmp_path / "x.onnx", "uint16")
+
+
 def test_curves_guide_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match="guide=pointwise"):
         export_onnx(HDRNet(spatial_bins=8, lowres_size=64, guide="curves"), tmp_path / "x.onnx")

@@ -6,6 +6,7 @@ import errno
 import logging
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -221,3 +222,19 @@ def test_list_images_recursive_sorted_case_insensitive(tmp_path):
     assert found == ["a.jpg", "b.PNG", "sub/c.TIFF", "sub/deeper/d.JpEg"]
     with pytest.raises(BenchmarkError, match="not a folder"):
         list_images(tmp_path / "missing")
+
+
+def test_8_bit_files_read_as_their_uint8_pixels_and_write_back_unchanged(tmp_path, rgb8):
+    write_image(tmp_path / "a.png", rgb8.astype(np.float32) / 255)
+    pixels = read_image(tmp_path / "a.png", keep_8bit=True)
+    assert pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, rgb8)
+    write_image(tmp_path / "b.png", pixels)
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png", keep_8bit=True), rgb8)
+    write_image(tmp_path / "c.tif", pixels, bit_depth=16)  # 8 -> 16 bit: x 257, the same [0, 1] values
+    np.testing.assert_array_equal(read_image(tmp_path / "c.tif"), read_image(tmp_path / "a.png"))
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), rgb8[..., 0])
+    assert read_image(grey, keep_8bit=True).shape == (*rgb8.shape[:2], 3)
+    cv2.imwrite(str(tmp_path / "d.png"), rgb8.astype(np.uint16) * 257)  # 16-bit files stay float
+    assert read_image(tmp_path / "d.png", keep_8bit=True).dtype == np.float32

@@ -58,8 +58,11 @@ class _DecodeError(Exception):
 # Reading
 
 
-def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as float32 HxWx3 RGB in [0, 1], EXIF orientation applied.
+def read_image(
+    path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, keep_8bit: bool = False
+) -> np.ndarray:
+    """Read an image file as float32 HxWx3 RGB in [0, 1], EXIF orientation applied; with
+    ``keep_8bit``, an 8-bit file comes back as its uint8 HxWx3 pixels instead (no float copy).
 
     An image of more than ``max_pixels`` pixels (by its header) is refused before decoding: a
     small file can declare a huge image (a decompression bomb; Pillow guards the same way).
@@ -87,7 +90,7 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             pixels, orientation = _decode_tiff(data, max_pixels)
         else:
             pixels, orientation = _decode_pillow(data, max_pixels)
-        return _to_rgb_float(pixels, orientation, path)
+        return _to_rgb(pixels, orientation, path, keep_8bit)
     except _DecodeError as error:
         raise ImageError(f"{path}: {error}") from error
     except Exception as error:  # decoder libraries raise many types; all mean "unusable file"
@@ -259,7 +262,7 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return pixels
 
 
-def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarray:
+def _to_rgb(pixels: np.ndarray, orientation: int, path: Path, keep_8bit: bool) -> np.ndarray:
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.ndim != 3:
@@ -273,6 +276,8 @@ def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarra
         log.info("%s: alpha channel dropped (images are used as opaque RGB)", path)
         pixels = pixels[..., : channels - 1]
     pixels = _apply_orientation(pixels, orientation)
+    if keep_8bit and pixels.dtype == np.uint8:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
     if pixels.dtype == np.uint8:
         image = pixels.astype(np.float32) / 255
     elif pixels.dtype == np.uint16:
@@ -294,7 +299,8 @@ def _to_rgb_float(pixels: np.ndarray, orientation: int, path: Path) -> np.ndarra
 
 
 def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8, jpeg_quality: int = 95) -> None:
-    """Write an HxWx3 [0, 1] image atomically (``benchmark.core.files``: temp file, fsync, rename).
+    """Write an HxWx3 image, float in [0, 1] or uint8, atomically (``benchmark.core.files``: temp
+    file, fsync, rename).
 
     The format follows the extension (PNG when there is none); values are clipped and rounded
     to 8 or 16 bit (16 bit: PNG and TIFF only); JPEGs at ``jpeg_quality`` (OpenCV's default 95).
@@ -314,8 +320,11 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8, jpeg_qu
         raise ValueError(f"expected a non-empty HxWx3 image, got shape {image.shape}")
     if not np.isfinite(image).all():
         raise ValueError(f"{path}: image has NaN or infinite values")
-    scale, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
-    pixels = np.rint(np.clip(image, 0, 1) * scale).astype(dtype)
+    if image.dtype == np.uint8:  # 8-bit pixels as they are (x 257 for 16 bit: 255 -> 65535)
+        pixels = image if bit_depth == 8 else image.astype(np.uint16) * 257
+    else:
+        scale, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
+        pixels = np.rint(np.clip(image, 0, 1) * scale).astype(dtype)
     # Deflate, not OpenCV's default LZW, so that tifffile reads our TIFFs without imagecodecs.
     params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if extension in (".tif", ".tiff") else []
     if extension in (".jpg", ".jpeg"):

@@ -34,7 +34,8 @@ class HDRNetApproximator(NetworkApproximator):
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, operator: Operator | None = None) -> np.ndarray:
-        """Full-resolution input -> output; on CPU the fused guide + slice + apply kernel."""
+        """Full-resolution input -> output (float32, or uint8 end to end); on CPU the fused guide +
+        slice + apply kernel."""
         return self.network.enhance(image)
 
     def timing_stages(

@@ -111,7 +111,11 @@ class NetworkApproximator(Approximator):
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, operator: Operator | None = None) -> np.ndarray:
-        """The whole run-time cost: everything from the full-resolution input to the output."""
+        """The whole run-time cost: everything from the full-resolution input to the output.
+        uint8 in, uint8 out (rounded) as well: the network itself runs on floats here."""
+        if image.dtype == np.uint8:
+            output = from_tensor(self.network(to_tensor(image.astype(np.float32) / 255, self.device)))
+            return np.rint(np.clip(output, 0, 1) * 255).astype(np.uint8)
         return from_tensor(self.network(to_tensor(image, self.device)))
 
     def parameter_count(self) -> int:
