@@ -19,6 +19,7 @@ from benchmark.__main__ import run
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import read_image, resize, write_image
 from benchmark.data.photos import BUNDLED_PHOTOS
+from benchmark.hdrnet import oracle
 from benchmark.models.registry import instantiate
 from benchmark.training import checkpoints
 from tests.conftest import compose_config, run_cli
@@ -235,3 +236,16 @@ def test_apply_refuses_an_output_folder_in_the_input_folder(trained, tmp_path, o
     code = apply.main(["--checkpoint", str(trained / checkpoints.MODEL_FILE), str(tmp_path / "photos"),
                        str(tmp_path / output)])
     assert code == 2 and not (tmp_path / "photos" / "results").exists()
+
+
+def test_grid_oracle_fits_each_test_photo_better_than_the_prediction(trained, tmp_path, capsys):
+    assert oracle.main([str(trained), "--steps", "40"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if "| local_laplacian |" in line]
+    results = json.loads((trained / "results.json").read_text())
+    assert [row[1].strip() for row in rows[:-1]] == results["split"]["test"] and "mean" in rows[-1][1]
+    identity, predicted, fitted = (float(value) for value in rows[-1][2:])
+    assert predicted == pytest.approx(results["summary"]["psnr"], abs=0.01)  # the run's own figure
+    assert abs(identity - results["summary"]["identity_psnr"]) < 0.01
+    assert fitted > predicted + 1  # the grid fitted to the target can only be closer than the prediction
+    assert oracle.main([str(tmp_path)]) == 2
+    assert "not a finished learned run" in capsys.readouterr().err
