@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 import cv2
+import numba
 import torch
 
 from benchmark.core.errors import BenchmarkError
@@ -49,6 +50,11 @@ def use_threads(threads: int | None) -> int:
     # warn_only: an op without a deterministic CUDA kernel (grid_sample's backward) warns, not stops
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.get_num_threads()
+
+
+def match_numba_threads() -> None:
+    """Run numba's kernels on as many threads as torch uses, so the two are comparable."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def reproducibility_settings() -> dict[str, str | None]:

@@ -48,11 +48,12 @@ class HDRNetApproximator(NetworkApproximator):
             model = copy.deepcopy(model).to(device)
         nchw = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
         view = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device)
-        lowres = model.lowres(view)
+        downsample = (lambda: model.photo_view(image)) if device.type == "cpu" else (lambda: model.lowres(view))
+        lowres = downsample().to(device)
         grid = model.coefficients(lowres)
         stages: dict[str, Callable[[], object]] = {
             "total": lambda: model.enhance(image),
-            "downsample": lambda: model.lowres(view),  # reads every pixel: grows with the photo
+            "downsample": downsample,  # reads every pixel: grows with the photo (as enhance does it)
             "lowres_net": lambda: model.coefficients(lowres),  # a 256x256 input whatever the photo
         }
         hidden, out = model.guide.hidden, model.guide.out

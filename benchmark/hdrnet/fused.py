@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from numba import prange
 
+from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import checked_window
 from benchmark.imaging.grid import cell_coordinate
 
@@ -454,11 +455,6 @@ def _slice_apply_backward_nchw(
                 high[i] += wy_t * flat[i]
 
 
-def _threads() -> None:
-    """Run numba's kernels on as many threads as torch uses, so the two are comparable."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
 def _tanh_coefficients(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return np.array(_TANH_P, dtype), np.array(_TANH_Q, dtype)
 
@@ -481,7 +477,7 @@ def guided_slice_apply(
         raise ValueError(f"grid must be (1, 12, D, Hg, Wg), got shape {grid.shape}")
     if hidden_weight.shape != (GUIDE_HIDDEN, 3):
         raise ValueError(f"the fused guide is 3-{GUIDE_HIDDEN}-1; hidden weights have shape {hidden_weight.shape}")
-    _threads()
+    match_numba_threads()
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
     if out is None:
         out = np.empty_like(image)
@@ -524,7 +520,7 @@ class _FusedFullRes(torch.autograd.Function):
         ctx.window = window.numpy().astype(np.int64)
         ctx.save_for_backward(grid, image, *((guide,) if guide is not None else weights))
         out = torch.empty(image.shape, dtype=image.dtype)
-        _threads()
+        match_numba_threads()
         _slice_apply_nchw(*_kernel_args(grid, image, guide, weights), ctx.window, out.numpy())
         return out
 
@@ -533,7 +529,7 @@ class _FusedFullRes(torch.autograd.Function):
         grid, image, *rest = ctx.saved_tensors
         guide, weights = (rest[0], None) if ctx.has_guide else (None, tuple(rest))
         args = _kernel_args(grid, image, guide, weights)
-        _threads()
+        match_numba_threads()
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
         blocks = min(_BACKWARD_BLOCKS, batch * height)
         dtype = args[1].dtype

@@ -15,6 +15,7 @@ from torch import nn
 from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import from_tensor, to_tensor
+from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import (
     GUIDE_HIDDEN,
@@ -22,6 +23,7 @@ from benchmark.hdrnet.fused import (
     fused_slice_apply,
     guided_slice_apply,
 )
+from benchmark.imaging.antialias import antialiased_resize
 
 GUIDES = ("pointwise", "curves")
 LOWRES_INTERPOLATIONS = ("nearest", "bilinear")
@@ -177,6 +179,17 @@ class HDRNet(nn.Module):
             return triton_kernels.guided_slice_apply(image, grid, hidden.weight, hidden.bias, out.weight, out.bias, window)
         return apply_affine(bilateral_slice(grid, self.guide(image), window), image)
 
+    def photo_view(self, image: np.ndarray) -> torch.Tensor:
+        """``self.lowres`` of an ``(H, W, 3)`` float32 or uint8 photo on the CPU, straight from its HWC
+        pixels: ``(1, 3, s, s)`` float32. Float photos go through the one-pass antialiased resize
+        (equal to ``F.interpolate`` within 3e-7, 2.5x faster: DESIGN §10); 8-bit ones through torch's
+        uint8 path (squeezed as 8-bit pixels, then scaled: no float copy of the photo)."""
+        if self.lowres_interpolation == "bilinear" and image.dtype == np.float32:
+            match_numba_threads()
+            return torch.from_numpy(antialiased_resize(image, (self.lowres_size, self.lowres_size)))[None]
+        view = self.lowres(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0))  # channels-last in memory
+        return view.float() / 255 if image.dtype == np.uint8 else view
+
     @torch.no_grad()
     def enhance(self, image: np.ndarray) -> np.ndarray:
         """Inference on one ``(H, W, 3)`` photo -> output of the same size and type: float32 in
@@ -190,9 +203,7 @@ class HDRNet(nn.Module):
         eight_bit = image.dtype == np.uint8
         if self.fullres == "fused" and device.type == "cpu" and isinstance(self.guide, PointwiseGuide):
             image = np.ascontiguousarray(image, dtype=np.uint8 if eight_bit else np.float32)
-            pixels = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # a view, channels-last in memory
-            view = self.lowres(pixels)
-            grid = self.coefficients(view.float() / 255 if eight_bit else view).numpy()
+            grid = self.coefficients(self.photo_view(image)).numpy()
             hidden, out = self.guide.hidden, self.guide.out
             return guided_slice_apply(
                 image, grid, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy(),

@@ -1,0 +1,72 @@
+"""Antialiased bilinear downsampling in one pass over the photo (HDRNet's 256x256 view, §3.1).
+
+``antialiased_resize(image, (h, w))`` equals ``F.interpolate(nchw, (h, w), mode="bilinear",
+align_corners=False, antialias=True)`` (the triangle filter stretched by the scale, PIL's and torch's
+definition) up to float rounding, but reads the HWC photo once, as float32 or as uint8 pixels
+(scaled by 1/255 at the end: no float copy of an 8-bit photo), and writes only the small output.
+Each output row sums its input rows (streaming, vectorised), then filters that one row across.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+
+def filter_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output index the first input index and the normalised triangle-filter weights
+    ``(out_size, taps)`` (zero-padded), as torch's ``_compute_indices_min_size_weights_aa``:
+    centre ``scale (i + 0.5)``, support ``scale`` when shrinking (1 when enlarging)."""
+    scale = in_size / out_size
+    support = max(scale, 1.0)
+    inverse = 1.0 / max(scale, 1.0)
+    centres = scale * (np.arange(out_size) + 0.5)
+    first = np.maximum((centres - support + 0.5).astype(np.int64), 0)
+    last = np.minimum((centres + support + 0.5).astype(np.int64), in_size)
+    taps = int((last - first).max())
+    offsets = first[:, None] + np.arange(taps)[None, :]
+    weights = np.maximum(1.0 - np.abs((offsets - centres[:, None] + 0.5) * inverse), 0.0)
+    weights[offsets >= last[:, None]] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    return first, weights.astype(np.float32)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _resize_hwc(
+    image: np.ndarray, y_first: np.ndarray, y_weights: np.ndarray, x_first: np.ndarray, x_weights: np.ndarray,
+    scale: float, out: np.ndarray,
+) -> None:
+    width, x_taps = image.shape[1], x_weights.shape[1]
+    for oy in prange(out.shape[1]):
+        rows = np.zeros(width * 3, np.float32)  # the output row's weighted sum of input rows, HWC
+        for k in range(y_weights.shape[1]):
+            weight = y_weights[oy, k]
+            if weight != 0:
+                source = image[y_first[oy] + k].ravel()
+                for i in range(width * 3):
+                    rows[i] += weight * source[i]
+        for ox in range(out.shape[2]):
+            red = green = blue = np.float32(0)
+            for k in range(x_taps):
+                weight, x = x_weights[ox, k], 3 * (x_first[ox] + k)
+                if weight != 0:
+                    red += weight * rows[x]
+                    green += weight * rows[x + 1]
+                    blue += weight * rows[x + 2]
+            out[0, oy, ox] = red * scale
+            out[1, oy, ox] = green * scale
+            out[2, oy, ox] = blue * scale
+
+
+def antialiased_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` float32 in [0, 1] or uint8 -> ``(3, h, w)`` float32 in [0, 1], ``size = (h, w)``."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.float32, np.uint8):
+        raise ValueError(f"expected an (H, W, 3) float32 or uint8 image, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    y_first, y_weights = filter_taps(height, size[0])
+    x_first, x_weights = filter_taps(width, size[1])
+    out = np.empty((3, *size), np.float32)
+    scale = 1 / 255 if image.dtype == np.uint8 else 1.0
+    _resize_hwc(np.ascontiguousarray(image), y_first, y_weights, x_first, x_weights, scale, out)
+    return out
