@@ -13,7 +13,6 @@ from the operator's low-resolution output, so it sits between the two.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -24,18 +23,19 @@ from omegaconf import OmegaConf
 
 from benchmark.apply import load_model
 from benchmark.core.errors import ArgumentParser, BenchmarkError, command
-from benchmark.core.images import to_tensor
+from benchmark.core.images import from_tensor, to_tensor
 from benchmark.core.runtime import use_threads
 from benchmark.data.photos import DataIssues
 from benchmark.data.tasks import prepare_task
+from benchmark.evaluation import metrics
 from benchmark.hdrnet.fused import fused_guided_slice_apply
 from benchmark.hdrnet.model import HDRNet, PointwiseGuide
 from benchmark.training.checkpoints import MODEL_FILE
 
 
 def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR (dB) of ``output`` clipped to [0, 1], as the harness scores it."""
-    return -10 * math.log10(max(F.mse_loss(output.clamp(0, 1), target).item(), 1e-10))
+    """The harness's PSNR (``evaluation.metrics.psnr``) of ``output`` clipped to [0, 1], as predict clips it."""
+    return metrics.psnr(from_tensor(output.clamp(0, 1)), from_tensor(target))
 
 
 def fit_grid(model: HDRNet, image: torch.Tensor, target: torch.Tensor, steps: int) -> tuple[float, float]:
