@@ -59,10 +59,20 @@ class CoefficientNet(nn.Module):
             nn.Linear(pooled, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64)
         )
         self.output = nn.Conv2d(64, luma_bins * N_COEFFS, kernel_size=1)
-        self._init_identity()
+        self._initialise()
 
-    def _init_identity(self) -> None:
-        """Start at the identity transform in every cell, so training begins at the input image."""
+    def _initialise(self) -> None:
+        """He-initialised layers (google/hdrnet layers.py: variance scaling, zero biases) feeding an
+        output that starts at the identity transform in every cell, so training begins at the input.
+
+        PyTorch's default init leaves half the fusion ReLUs dead on photos (their inputs are
+        non-negative and the default biases are uniform): DESIGN §11, "Seeds".
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         nn.init.zeros_(self.output.weight)
         identity = torch.eye(3, 4).flatten()  # coefficient c * 4 + j
         with torch.no_grad():
