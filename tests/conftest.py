@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -23,6 +24,14 @@ def compose_config(overrides: list[str]) -> DictConfig:
     """The config a `python -m benchmark ...` command would run with."""
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         return compose("config", overrides=overrides)
+
+
+def move_off_init(parameters: Iterable[torch.nn.Parameter], scale: float) -> None:
+    """Add ``scale`` x N(0, 1) noise (torch's global generator) to each parameter, in place: a test net
+    whose every weight matters, away from the identity or the symmetry it starts at."""
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.add_(scale * torch.randn_like(parameter))
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

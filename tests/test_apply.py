@@ -22,7 +22,7 @@ from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.hdrnet import oracle
 from benchmark.models.registry import instantiate
 from benchmark.training import checkpoints
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, move_off_init, run_cli
 
 CPU = torch.device("cpu")
 
@@ -186,9 +186,7 @@ def test_learned_peers_load_their_model_file(tmp_path: Path, model_name: str) ->
     config = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / f"{model_name}.yaml")
     torch.manual_seed(0)
     trained = instantiate(config, "model")
-    with torch.no_grad():
-        for parameter in trained.network.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.01)
+    move_off_init(trained.network.parameters(), 0.01)
     results = {
         "config": {"model": OmegaConf.to_container(config), "seed": 0}, "task": "local_laplacian",
         "profile": "smoke", "training": {"steps": 1}, "summary": {"psnr": 30.0}, "environment": {"git_revision": "x"},

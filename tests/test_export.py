@@ -13,6 +13,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet.export import OnnxHDRNet, export_onnx, main
 from benchmark.hdrnet.model import HDRNet
 from benchmark.training.checkpoints import write_model
+from tests.conftest import move_off_init
 
 
 def _trained_looking_model() -> HDRNet:
@@ -21,9 +22,7 @@ def _trained_looking_model() -> HDRNet:
     layer of a He-initialised net saturates the output)."""
     torch.manual_seed(0)
     model = HDRNet(spatial_bins=8, luma_bins=4, lowres_size=64).eval()
-    with torch.no_grad():
-        for parameter in [*model.coefficients.output.parameters(), *model.guide.parameters()]:
-            parameter.add_(torch.randn_like(parameter) * 0.05)
+    move_off_init([*model.coefficients.output.parameters(), *model.guide.parameters()], 0.05)
     return model
 
 

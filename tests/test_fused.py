@@ -10,15 +10,14 @@ import torch
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import fused_slice_apply, guided_slice_apply
 from benchmark.hdrnet.model import HDRNet
+from tests.conftest import move_off_init
 
 
 def _perturbed_model(fullres: str, guide: str = "pointwise") -> HDRNet:
     """A model away from its identity init, so every coefficient and guide weight matters."""
     torch.manual_seed(0)
     model = HDRNet(spatial_bins=8, luma_bins=8, lowres_size=64, guide=guide, fullres=fullres).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
+    move_off_init(model.parameters(), 0.05)
     return model
 
 

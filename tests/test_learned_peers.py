@@ -30,7 +30,7 @@ from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.models.registry import CONF_DIR, options
 from benchmark.training.train import CropSampler, TrainConfig, train_network
-from tests.conftest import compose_config, psnr
+from tests.conftest import compose_config, move_off_init, psnr
 
 M = 33  # LUT entries per axis
 
@@ -283,9 +283,7 @@ def test_crops_with_the_whole_photo_view_equal_crops_of_the_whole_output(make):
     """Output on a crop, given the whole photo's low-res view and the crop's window = that window of the
     output on the whole photo (a landscape and a portrait photo in one batch: views of two shapes)."""
     model = make().eval()
-    with torch.no_grad():  # make the image-wide parts far from the identity start
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
+    move_off_init(model.parameters(), 0.05)  # the image-wide parts far from the identity start
     photos = [photo("kodim03", (96, 144))[0], photo("kodim04", (144, 96))[0]]
     pairs = [Pair(str(i), p.permute(1, 2, 0).numpy(), p.permute(1, 2, 0).numpy()) for i, p in enumerate(photos)]
     inputs, _, lowres, window = CropSampler(pairs, 40, 6, seed=3, lowres=model.lowres).sample()

@@ -8,6 +8,7 @@ from benchmark import PROJECT_ROOT
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import read_image
 from benchmark.hdrnet.model import HDRNet
+from tests.conftest import move_off_init
 
 
 def test_default_parameter_count_matches_paper():
@@ -57,9 +58,7 @@ def test_eight_bit_in_eight_bit_out(fullres):
     checkpoint at 1080p: 0.8% of the values one level off, none more)."""
     torch.manual_seed(0)
     model = HDRNet(fullres=fullres).eval()
-    with torch.no_grad():
-        for parameter in [*model.coefficients.output.parameters(), *model.guide.parameters()]:
-            parameter.add_(0.01 * torch.randn_like(parameter))  # a grid that is not the identity
+    move_off_init([*model.coefficients.output.parameters(), *model.guide.parameters()], 0.01)  # not the identity
     photo = read_image(PROJECT_ROOT / "data" / "kodak" / "kodim05.png", keep_8bit=True)[:201, :303]  # odd sizes
     eight_bit = model.enhance(photo)
     reference = np.rint(model.enhance(photo.astype(np.float32) / 255) * 255).astype(int)

@@ -19,15 +19,14 @@ from benchmark import PROJECT_ROOT  # noqa: E402
 from benchmark.hdrnet import triton_kernels  # noqa: E402
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice  # noqa: E402
 from benchmark.hdrnet.model import PointwiseGuide  # noqa: E402
+from tests.conftest import move_off_init  # noqa: E402
 
 
 @pytest.fixture
 def guide() -> PointwiseGuide:
     torch.manual_seed(0)
     guide = PointwiseGuide()
-    with torch.no_grad():
-        for parameter in guide.parameters():
-            parameter.add_(0.3 * torch.randn_like(parameter))  # away from the initialisation's symmetry
+    move_off_init(guide.parameters(), 0.3)  # away from the initialisation's symmetry
     return guide
 
 
