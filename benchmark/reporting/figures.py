@@ -70,7 +70,7 @@ def pareto_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = False
     one legend entry; only its default configuration (or its single run) gets a text label."""
     title = "quality vs time per image"
     points = latest_per_label(runs).dropna(subset=["time_ms", "psnr"])
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    figure, axis = plt.subplots(figsize=(6.5, 5.2))
     for upper_bound, marker, face in ((False, "o", None), (True, "s", "none")):
         subset = points[points["upper_bound"] == upper_bound]
         labelled = subset[(subset["label"] == subset["model"]) | ~subset["model"].duplicated(keep=False)]
@@ -104,7 +104,8 @@ def pareto_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = False
     axis.set_ylabel("mean PSNR (dB)")
     axis.set_title(f"{task}: {title}")
     axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=7)
+    # below the axes: inside, it covers a point whichever corner it takes once sweeps add entries
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     return Figure(task, title, *save(figure, folder, f"{task}_pareto", pdf))
 
 
@@ -139,15 +140,17 @@ def training_figure(task: str, runs: pd.DataFrame, folder: Path, pdf: bool = Fal
     curves = [(label, path) for label, path in curves if path.is_file()]
     if not curves:
         return Figure(task, title, None, note="skipped: no run of a learned model (no training_curve.csv)")
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
-    for label, path in curves:
+    figure, axis = plt.subplots(figsize=(6.5, 4.5 + 0.14 * len(curves)))
+    for number, (label, path) in enumerate(curves):
         curve = pd.read_csv(path)
-        axis.plot(curve["train_seconds"], curve["test_psnr"], marker=".", label=label)
+        # the colour cycle has 10 colours: a sweep's 11th curve gets the 1st colour, dashed
+        axis.plot(curve["train_seconds"], curve["test_psnr"], marker=".", label=label,
+                  linestyle=("-", "--", ":")[number // 10 % 3])
     axis.set_xlabel("training time (s, excluding evaluation)")
     axis.set_ylabel("held-out PSNR (dB)")
     axis.set_title(f"{task}: {title}")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     return Figure(task, title, *save(figure, folder, f"{task}_training", pdf))
 
 
