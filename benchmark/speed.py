@@ -45,11 +45,14 @@ from benchmark.core.files import write_bytes_atomic, write_errors, write_json_at
 from benchmark.core.images import read_image
 from benchmark.core.runtime import resolve_device
 from benchmark.core.timing import Timing, time_callable
+from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.evaluation.results import environment
 from benchmark.hdrnet.approximator import HDRNetApproximator
 from benchmark.hdrnet.model import HDRNet
 from benchmark.models.registry import CONF_DIR, instantiate, options
+from benchmark.training.checkpoints import read_model, shipped_path
+from benchmark.training.train import CropSampler, adam
 
 SIZES = {  # name -> (width, height)
     "768x512": (768, 512), "1MP": (1152, 864), "1080p": (1920, 1080), "4MP": (2304, 1728), "12MP": (4000, 3000),
@@ -66,7 +69,7 @@ class SpeedConfig:
     repeats: int = 7
     budget_s: float = 20.0  # per (method, stage, size): slow methods get fewer repeats, never under 3
     train_batch: int = 4
-    train_crop: int = 512
+    train_crop: int = 256  # the quick profile's batch and crop (conf/config.yaml train.*)
     memory_size: str = "12MP"  # HDRNet's peak memory is measured at this size (in a fresh process)
     device: str = "auto"  # CUDA rows are added for HDRNet when a GPU is present
     out: str | None = None
@@ -128,19 +131,26 @@ def copy_bandwidth(cfg: SpeedConfig) -> float:
 
 
 def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
-    """One Adam step of HDRNet (forward + backward at full resolution) on real photo crops."""
+    """One training step as the ``quick`` profile takes it (``train.context=photo``): Adam on a batch
+    of random crops of the bundled photos with their whole-photo views, forward + backward at full
+    resolution. HDRNet has the task's shipped weights where it has some: a trained guide spreads a
+    row over as many luma bins as in training (an untrained one touches two)."""
     torch.manual_seed(0)
     model = HDRNet(fullres=fullres)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    photos = [read_image(path) for path in sorted(BUNDLED_PHOTOS.glob("*.png"))[: cfg.train_batch]]
-    size = cfg.train_crop
-    crops = [cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA) for photo in photos]
-    inputs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-    targets = inputs.clamp(0, 1) ** 0.8
+    shipped = shipped_path(cfg.task, "hdrnet")
+    if shipped.is_file():
+        model.load_state_dict(read_model(shipped)["state_dict"])
+    optimiser = adam(model, lr=1e-4, weight_decay=0.0)
+    photos = {path.stem: read_image(path) for path in sorted(BUNDLED_PHOTOS.glob("*.png"))}
+    pairs = [Pair(name, photo, np.clip(photo, 0, 1) ** 0.8) for name, photo in photos.items()]
+    sampler = CropSampler(pairs, cfg.train_crop, cfg.train_batch, seed=0, lowres=model.lowres)
+    for _ in range(100):  # fill the sampler's cache of whole-photo views, as the first steps of training do
+        sampler.sample()
 
     def step() -> None:
-        optimiser.zero_grad()
-        F.mse_loss(model(inputs), targets).backward()
+        inputs, targets, lowres, window = sampler.sample()
+        optimiser.zero_grad(set_to_none=True)
+        F.mse_loss(model(inputs, lowres, window), targets).backward()
         optimiser.step()
 
     return time_callable(step, warmup=cfg.warmup, repeats=max(3, cfg.repeats // 2))

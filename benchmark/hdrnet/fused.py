@@ -380,9 +380,9 @@ def _slice_apply_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
     tanh_p: np.ndarray, tanh_q: np.ndarray, window: np.ndarray, out: np.ndarray,
 ) -> None:
-    """Batched forward; the guide is computed here (``pointwise``) or read from ``guide``; item
-    ``b`` is the crop ``window[b] = (top, left, full_height, full_width)`` of the photo its grid
-    was made from."""
+    """Batched forward; the guide ``(B, H, W)`` is read, or computed into it (``pointwise``: kept
+    for the backward pass, which then need not compute it again); item ``b`` is the crop
+    ``window[b] = (top, left, full_height, full_width)`` of the photo its grid was made from."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     cells_x, depth = cells.shape[2] - 1, cells.shape[3]
     wxs, starts = _windowed_x_segments(window, width, cells_x, image)
@@ -390,26 +390,24 @@ def _slice_apply_nchw(
         b, y = row // height, row % height
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         gz = np.empty(width, image.dtype)
-        guide_row = np.empty(width, image.dtype)
         r, g, bl = image[b, 0, y], image[b, 1, y], image[b, 2, y]
         if pointwise:
-            _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
-        else:
-            guide_row[:] = guide[b, y]
+            _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide[b, y])
         _row_grid(cells, b, window[b, 0] + y, window[b, 2], rowgrid)
-        _clamped_z(guide_row, depth, gz)
+        _clamped_z(guide[b, y], depth, gz)
         _slice_apply_row(rowgrid, starts[b], wxs[b], gz, r, g, bl, out[b, 0, y], out[b, 1, y], out[b, 2, y])
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_backward_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
-    tanh_p: np.ndarray, tanh_q: np.ndarray, window: np.ndarray, grad_out: np.ndarray, blocks: int,
-    grad_cell_blocks: np.ndarray, grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
+    window: np.ndarray, grad_out: np.ndarray, blocks: int, grad_cell_blocks: np.ndarray,
+    grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
 ) -> None:
-    """Gradients of ``_slice_apply_nchw``. Rows are split in ``blocks``, each adding its (cell-major)
-    grid and guide-weight gradients into its own slice of ``grad_cell_blocks`` /
-    ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads write the same cell."""
+    """Gradients of ``_slice_apply_nchw`` (``guide`` as it left it). Rows are split in ``blocks``,
+    each adding its (cell-major) grid and guide-weight gradients into its own slice of
+    ``grad_cell_blocks`` / ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads
+    write the same cell."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     cells_y, cells_x, depth = cells.shape[1], cells.shape[2] - 1, cells.shape[3]
     wxs, starts = _windowed_x_segments(window, width, cells_x, image)
@@ -418,16 +416,11 @@ def _slice_apply_backward_nchw(
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         grad_rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         gz = np.empty(width, image.dtype)
-        guide_row = np.empty(width, image.dtype)
         for row in range(block * rows_total // blocks, (block + 1) * rows_total // blocks):
             b, y = row // height, row % height
-            r, g, bl = image[b, 0, y], image[b, 1, y], image[b, 2, y]
+            r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
             gi_r, gi_g, gi_b = grad_image[b, 0, y], grad_image[b, 1, y], grad_image[b, 2, y]
             grad_guide_row = grad_guide[b, y]
-            if pointwise:
-                _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide_row)
-            else:
-                guide_row[:] = guide[b, y]
             full_y, full_height = window[b, 0] + y, window[b, 2]
             _row_grid(cells, b, full_y, full_height, rowgrid)
             _clamped_z(guide_row, depth, gz)
@@ -491,61 +484,64 @@ def guided_slice_apply(
     return out
 
 
-def _kernel_args(
-    grid: torch.Tensor, image: torch.Tensor, guide: torch.Tensor | None, weights: tuple[torch.Tensor, ...] | None
-) -> tuple:
-    """The numba kernels' leading arguments: numpy views of the tensors, dummies for the unused guide."""
-    def array(tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().contiguous().numpy()
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().contiguous().numpy()
 
-    image_array = array(image)
-    dtype = image_array.dtype
-    if weights is not None:
-        w1, b1, w2, b2 = (array(w) for w in weights)
-        guide_args = (np.empty((1, 1, 1), dtype), True, (w1, b1, w2.reshape(-1), b2.reshape(-1)))
-    else:
+
+def _guide_weights(weights: tuple[torch.Tensor, ...] | None, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """The pointwise guide's weights as the kernels read them (W1, b1, w2, b2 flat); zeros when the
+    guide is given instead (the kernels then never read them)."""
+    if weights is None:
         unused = np.zeros(GUIDE_HIDDEN, dtype)
-        guide_args = (array(guide), False, (np.zeros((GUIDE_HIDDEN, 3), dtype), unused, unused, unused[:1]))
-    return (_cell_major(array(grid)), image_array, *guide_args, *_tanh_coefficients(dtype))
+        return np.zeros((GUIDE_HIDDEN, 3), dtype), unused, unused, unused[:1]
+    w1, b1, w2, b2 = (_array(w) for w in weights)
+    return w1, b1, w2.reshape(-1), b2.reshape(-1)
 
 
 class _FusedFullRes(torch.autograd.Function):
     """Full-res stage with a backward. The guide is given (``guide``), or it is the pointwise
-    3-16-1 net computed inside the kernel from its weights (``guide`` None)."""
+    3-16-1 net computed inside the kernel from its weights (``guide`` None); either way the forward
+    pass keeps the guide for the backward pass."""
 
     @staticmethod
     def forward(ctx, grid, image, guide, w1, b1, w2, b2, window):  # type: ignore[override]
-        weights = None if guide is not None else (w1, b1, w2, b2)
-        ctx.has_guide = guide is not None
+        pointwise = guide is None
+        image_array = _array(image)
+        guide_array = np.empty((image.shape[0], *image.shape[2:]), image_array.dtype) if pointwise else _array(guide)
+        weights = (w1, b1, w2, b2) if pointwise else None
+        ctx.pointwise = pointwise
         ctx.window = window.numpy().astype(np.int64)
-        ctx.save_for_backward(grid, image, *((guide,) if guide is not None else weights))
         out = torch.empty(image.shape, dtype=image.dtype)
         match_numba_threads()
-        _slice_apply_nchw(*_kernel_args(grid, image, guide, weights), ctx.window, out.numpy())
+        _slice_apply_nchw(
+            _cell_major(_array(grid)), image_array, guide_array, pointwise, _guide_weights(weights, image_array.dtype),
+            *_tanh_coefficients(image_array.dtype), ctx.window, out.numpy(),
+        )
+        ctx.save_for_backward(grid, image, torch.from_numpy(guide_array) if pointwise else guide, *(weights or ()))
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        grid, image, *rest = ctx.saved_tensors
-        guide, weights = (rest[0], None) if ctx.has_guide else (None, tuple(rest))
-        args = _kernel_args(grid, image, guide, weights)
-        match_numba_threads()
+        grid, image, guide, *weights = ctx.saved_tensors
+        cells, image_array = _cell_major(_array(grid)), _array(image)
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
         blocks = min(_BACKWARD_BLOCKS, batch * height)
-        dtype = args[1].dtype
-        grad_cells = np.zeros((blocks, *args[0].shape), dtype)
+        dtype = image_array.dtype
+        grad_cells = np.zeros((blocks, *cells.shape), dtype)
         grad_weights = np.zeros((blocks, 5 * GUIDE_HIDDEN + 1), dtype)
         grad_guide = np.empty((batch, height, width), dtype)
         grad_image = np.empty(image.shape, dtype)
+        match_numba_threads()
         _slice_apply_backward_nchw(
-            *args, ctx.window, grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image
+            cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) or None, dtype), ctx.window,
+            grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image,
         )
-        grad_grid_sum = torch.from_numpy(_grid_major(grad_cells.sum(axis=0)))
-        if ctx.has_guide:
-            return grad_grid_sum, torch.from_numpy(grad_image), torch.from_numpy(grad_guide), None, None, None, None, None
+        grad_grid, grad_image = torch.from_numpy(_grid_major(grad_cells.sum(axis=0))), torch.from_numpy(grad_image)
+        if not ctx.pointwise:
+            return grad_grid, grad_image, torch.from_numpy(grad_guide), None, None, None, None, None
         n = GUIDE_HIDDEN
         summed = torch.from_numpy(grad_weights.sum(axis=0))
-        return (grad_grid_sum, torch.from_numpy(grad_image), None, summed[: 3 * n].view(n, 3),
+        return (grad_grid, grad_image, None, summed[: 3 * n].view(n, 3),
                 summed[3 * n: 4 * n], summed[4 * n: 5 * n].view(1, n), summed[5 * n:], None)
 
 
