@@ -234,8 +234,7 @@ def _decode_pillow(data: bytes, max_pixels: int | None) -> tuple[np.ndarray, int
         if image.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
             return np.asarray(image), orientation  # deep grey: keep precision, dtype checked later
         has_alpha = "A" in image.getbands() or "transparency" in image.info
-        # np.array, not np.asarray: Pillow's buffer is read-only, and torch warns on such an array
-        return np.array(image.convert("RGBA" if has_alpha else "RGB")), orientation
+        return np.asarray(image.convert("RGBA" if has_alpha else "RGB")), orientation
 
 
 def _bgr_to_rgb(pixels: np.ndarray) -> np.ndarray:

@@ -533,7 +533,7 @@ class _FusedFullRes(torch.autograd.Function):
         grad_image = np.empty(image.shape, dtype)
         match_numba_threads()
         _slice_apply_backward_nchw(
-            cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) or None, dtype), ctx.window,
+            cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) if ctx.pointwise else None, dtype), ctx.window,
             grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image,
         )
         grad_grid, grad_image = torch.from_numpy(_grid_major(grad_cells.sum(axis=0))), torch.from_numpy(grad_image)

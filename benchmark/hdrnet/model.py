@@ -197,7 +197,8 @@ class HDRNet(nn.Module):
         if self.lowres_interpolation == "bilinear" and image.dtype == np.float32:
             match_numba_threads()
             return torch.from_numpy(antialiased_resize(image, (self.lowres_size, self.lowres_size)))[None]
-        view = self.lowres(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0))  # channels-last in memory
+        pixels = image if image.flags.writeable else image.copy()  # torch takes only writable memory (as to_tensor)
+        view = self.lowres(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0))  # channels-last in memory
         return view.float() / 255 if image.dtype == np.uint8 else view
 
     @torch.no_grad()
