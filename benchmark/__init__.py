@@ -5,10 +5,10 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout: data/, conf/, checkpoints/, reports/
 
-# torch's OpenMP threads spin for a while after each op (GOMP_SPINCOUNT 300000 by default) and starve
-# the numba threads of HDRNet's fused kernel that runs right after the low-res network on the same
-# cores: 1080p inference 20.8 -> 15.3 ms with 30000, the low-res net itself unchanged (DESIGN §10).
-# Set before torch is imported; a value the user set wins.
+# torch's OpenMP threads spin for a while after each op (GOMP_SPINCOUNT 300000 by default): where
+# numba runs on its own thread pool (its OpenMP layer unavailable) they starve the fused kernel that
+# follows the low-res network: 1080p inference 20.8 -> 15.3 ms with 30000 (DESIGN §10). Set before
+# torch is imported; a value the user set wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 # Run-to-run reproducibility (one machine, one thread count): MKL's conditional numerical
 # reproducibility makes its GEMMs independent of memory alignment (STRICT: of the thread count

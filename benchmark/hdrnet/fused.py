@@ -29,10 +29,6 @@ from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import checked_window
 from benchmark.imaging.grid import cell_coordinate
 
-# numba's OpenMP layer and torch's OpenMP runtime are separate: torch's threads spin after each op
-# and starve numba's (HDRNet 1080p: 340 ms instead of 28). numba's own thread pool does not clash.
-numba.config.THREADING_LAYER = "workqueue"
-
 N_COEFFS = 12
 GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
 # backward: rows are split in this many blocks, each with a private grid-gradient buffer, summed in a
