@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
-from benchmark.hdrnet.fused import fused_slice_apply, guided_slice_apply
+from benchmark.hdrnet.fused import (
+    fused_guided_slice_apply,
+    fused_slice_apply,
+    guided_slice_apply,
+)
 from benchmark.hdrnet.model import HDRNet
 from tests.conftest import move_off_init
 
@@ -50,6 +54,26 @@ def test_gradients_equal_grid_sample_path() -> None:
     reference = torch.autograd.grad(apply_affine(bilateral_slice(grid, guide), image), (grid, guide, image), upstream)
     for ours, theirs in zip(fused, reference):
         assert torch.allclose(ours, theirs, atol=1e-10, rtol=0)
+
+
+def test_gradients_without_an_image_gradient_are_the_same_bits() -> None:
+    """Training crops need no image gradient: numba compiles the backward without it, and the grid
+    and guide-weight gradients must not change by a bit (float64)."""
+    torch.manual_seed(5)
+    grid = torch.randn(2, 12, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    hidden, out = torch.nn.Linear(3, 16).double(), torch.nn.Linear(16, 1).double()
+    upstream = torch.randn(2, 3, 20, 30, dtype=torch.float64)
+    weights = (grid, hidden.weight, hidden.bias, out.weight, out.bias)
+    gradients = []
+    for image_grad in (True, False):
+        image = torch.rand(2, 3, 20, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+        image.requires_grad_(image_grad)
+        output = fused_guided_slice_apply(grid, image, hidden, out)
+        inputs = weights + ((image,) if image_grad else ())
+        gradients.append(torch.autograd.grad(output, inputs, upstream)[: len(weights)])
+        assert image.grad is None
+    for with_image, without_image in zip(*gradients):
+        assert torch.equal(with_image, without_image)
 
 
 @pytest.mark.parametrize("guide", ["pointwise", "curves"])

@@ -194,9 +194,11 @@ def _pointwise_guide_row(
 def _slice_apply_backward_row(
     rowgrid: np.ndarray, start: np.ndarray, wx: np.ndarray, gz: np.ndarray, r: np.ndarray, g: np.ndarray,
     b: np.ndarray, go_r: np.ndarray, go_g: np.ndarray, go_b: np.ndarray,
-    grad_rowgrid: np.ndarray, grad_gz: np.ndarray, gi_r: np.ndarray, gi_g: np.ndarray, gi_b: np.ndarray,
+    grad_rowgrid: np.ndarray, grad_gz: np.ndarray, gi_r: np.ndarray | None, gi_g: np.ndarray | None,
+    gi_b: np.ndarray | None,
 ) -> None:
-    """Adds one row's gradients to the row grid, to gz and to the image (through the affine)."""
+    """Adds one row's gradients to the row grid, to gz and to the image (through the affine; ``gi_*``
+    None: no image gradient, and numba compiles a version without it)."""
     one, zero = gz.dtype.type(1), gz.dtype.type(0)
     depth = rowgrid.shape[1]
     for s in range(start.shape[0] - 1):
@@ -206,7 +208,9 @@ def _slice_apply_backward_row(
         z_lo, z_hi = int(gz[lo:hi].min()), min(int(gz[lo:hi].max()) + 1, depth - 1)
         seg_gz, seg_wx, seg_r, seg_g, seg_b = gz[lo:hi], wx[lo:hi], r[lo:hi], g[lo:hi], b[lo:hi]
         seg_go_r, seg_go_g, seg_go_b = go_r[lo:hi], go_g[lo:hi], go_b[lo:hi]
-        seg_grad_gz, seg_gi_r, seg_gi_g, seg_gi_b = grad_gz[lo:hi], gi_r[lo:hi], gi_g[lo:hi], gi_b[lo:hi]
+        seg_grad_gz = grad_gz[lo:hi]
+        if gi_r is not None:  # decided at compile time (numba prunes the branch on the argument's type)
+            seg_gi_r, seg_gi_g, seg_gi_b = gi_r[lo:hi], gi_g[lo:hi], gi_b[lo:hi]
         for z in range(z_lo, z_hi + 1):
             p0, p1, p2, p3, p4, p5 = rowgrid[s, z, 0], rowgrid[s, z, 1], rowgrid[s, z, 2], rowgrid[s, z, 3], rowgrid[s, z, 4], rowgrid[s, z, 5]
             p6, p7, p8, p9, p10, p11 = rowgrid[s, z, 6], rowgrid[s, z, 7], rowgrid[s, z, 8], rowgrid[s, z, 9], rowgrid[s, z, 10], rowgrid[s, z, 11]
@@ -232,9 +236,10 @@ def _slice_apply_backward_row(
                     er * (c0 * vr + c1 * vg + c2 * vb + c3) + eg * (c4 * vr + c5 * vg + c6 * vb + c7)
                     + eb * (c8 * vr + c9 * vg + c10 * vb + c11)
                 )
-                seg_gi_r[x] += w * (er * c0 + eg * c4 + eb * c8)
-                seg_gi_g[x] += w * (er * c1 + eg * c5 + eb * c9)
-                seg_gi_b[x] += w * (er * c2 + eg * c6 + eb * c10)
+                if gi_r is not None:
+                    seg_gi_r[x] += w * (er * c0 + eg * c4 + eb * c8)
+                    seg_gi_g[x] += w * (er * c1 + eg * c5 + eb * c9)
+                    seg_gi_b[x] += w * (er * c2 + eg * c6 + eb * c10)
                 lr, lg, lb = w0 * er, w0 * eg, w0 * eb  # coefficient 4c + j collects go_c * v_j
                 mr, mg, mb = a * er, a * eg, a * eb
                 l0 += lr * vr
@@ -300,10 +305,11 @@ def _guide_gradient_row(guide: np.ndarray, grad_gz: np.ndarray, depth: int, grad
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _pointwise_guide_backward_row(
     r: np.ndarray, g: np.ndarray, b: np.ndarray, weights: tuple, guide: np.ndarray, grad_guide: np.ndarray,
-    grad_weights: np.ndarray, gi_r: np.ndarray, gi_g: np.ndarray, gi_b: np.ndarray,
+    grad_weights: np.ndarray, gi_r: np.ndarray | None, gi_g: np.ndarray | None, gi_b: np.ndarray | None,
 ) -> None:
     """Back through sigmoid(w2 . relu(W1 p + b1) + b2): adds to ``grad_weights`` = [W1 (row-major,
-    48), b1 (16), w2 (16), b2] and to the image gradient; ``grad_guide`` is overwritten."""
+    48), b1 (16), w2 (16), b2] and to the image gradient (``gi_*`` None: none); ``grad_guide`` is
+    overwritten."""
     w1, b1, w2, _ = weights
     zero, one = guide.dtype.type(0), guide.dtype.type(1)
     n = GUIDE_HIDDEN
@@ -322,9 +328,10 @@ def _pointwise_guide_backward_row(
             dw1 += dh * g[x]
             dw2 += dh * b[x]
             db += dh
-            gi_r[x] += dh * a0
-            gi_g[x] += dh * a1
-            gi_b[x] += dh * a2
+            if gi_r is not None:
+                gi_r[x] += dh * a0
+                gi_g[x] += dh * a1
+                gi_b[x] += dh * a2
         grad_weights[3 * i] += dw0
         grad_weights[3 * i + 1] += dw1
         grad_weights[3 * i + 2] += dw2
@@ -398,9 +405,10 @@ def _slice_apply_nchw(
 def _slice_apply_backward_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
     window: np.ndarray, grad_out: np.ndarray, blocks: int, grad_cell_blocks: np.ndarray,
-    grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray,
+    grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray | None,
 ) -> None:
-    """Gradients of ``_slice_apply_nchw`` (``guide`` as it left it). Rows are split in ``blocks``,
+    """Gradients of ``_slice_apply_nchw`` (``guide`` as it left it; ``grad_image`` None: the image
+    needs none, and numba compiles a version that computes none). Rows are split in ``blocks``,
     each adding its (cell-major) grid and guide-weight gradients into its own slice of
     ``grad_cell_blocks`` / ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads
     write the same cell."""
@@ -415,16 +423,19 @@ def _slice_apply_backward_nchw(
         for row in range(block * rows_total // blocks, (block + 1) * rows_total // blocks):
             b, y = row // height, row % height
             r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
-            gi_r, gi_g, gi_b = grad_image[b, 0, y], grad_image[b, 1, y], grad_image[b, 2, y]
+            if grad_image is None:  # pruned at compile time: the argument's type decides
+                gi_r = gi_g = gi_b = None
+            else:
+                gi_r, gi_g, gi_b = grad_image[b, 0, y], grad_image[b, 1, y], grad_image[b, 2, y]
+                gi_r[:] = 0
+                gi_g[:] = 0
+                gi_b[:] = 0
             grad_guide_row = grad_guide[b, y]
             full_y, full_height = window[b, 0] + y, window[b, 2]
             _row_grid(cells, b, full_y, full_height, rowgrid)
             _clamped_z(guide_row, depth, gz)
             grad_rowgrid[:] = 0
             grad_guide_row[:] = 0
-            gi_r[:] = 0
-            gi_g[:] = 0
-            gi_b[:] = 0
             _slice_apply_backward_row(
                 rowgrid, starts[b], wxs[b], gz, r, g, bl, grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y],
                 grad_rowgrid, grad_guide_row, gi_r, gi_g, gi_b,
@@ -526,13 +537,14 @@ class _FusedFullRes(torch.autograd.Function):
         grad_cells = np.zeros((blocks, *cells.shape), dtype)
         grad_weights = np.zeros((blocks, 5 * GUIDE_HIDDEN + 1), dtype)
         grad_guide = np.empty((batch, height, width), dtype)
-        grad_image = np.empty(image.shape, dtype)
+        grad_image = np.empty(image.shape, dtype) if ctx.needs_input_grad[1] else None
         match_numba_threads()
         _slice_apply_backward_nchw(
             cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) if ctx.pointwise else None, dtype), ctx.window,
             grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image,
         )
-        grad_grid, grad_image = torch.from_numpy(_grid_major(grad_cells.sum(axis=0))), torch.from_numpy(grad_image)
+        grad_grid = torch.from_numpy(_grid_major(grad_cells.sum(axis=0)))
+        grad_image = None if grad_image is None else torch.from_numpy(grad_image)
         if not ctx.pointwise:
             return grad_grid, grad_image, torch.from_numpy(grad_guide), None, None, None, None, None
         n = GUIDE_HIDDEN
