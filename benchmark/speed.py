@@ -11,7 +11,8 @@ log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRN
 ``fullres`` (the fused guide + slice + apply
 kernel), ``fullres_grid_sample`` (the same stage as every PyTorch port does it: 1x1-conv guide,
 ``grid_sample``, apply), ``total`` (photo in, photo out); ``train_step`` / ``train_step_grid_sample``
-time one Adam step (forward + backward) at batch 4 of 512x512 crops. The ``bound`` row
+time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with their
+whole-photo views. The ``bound`` row
 ``fullres_bandwidth`` is the time to read the input and write the output once at the measured copy
 bandwidth of this machine: no full-resolution stage can be faster.
 """
