@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --editable '.[test]'
+	$(PY) -m benchmark.hdrnet.warmup  # numba's kernels into its cache: every run then loads the same code (README "Determinism")
 	$(PY) -m benchmark.evaluation.lpips_weights || echo "LPIPS weights not built: LPIPS will be reported as skipped"
 	touch $(STAMP)
 
