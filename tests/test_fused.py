@@ -71,7 +71,6 @@ def test_gradients_without_an_image_gradient_are_the_same_bits() -> None:
         output = fused_guided_slice_apply(grid, image, hidden, out)
         inputs = weights + ((image,) if image_grad else ())
         gradients.append(torch.autograd.grad(output, inputs, upstream)[: len(weights)])
-        assert image.grad is None
     for with_image, without_image in zip(*gradients):
         assert torch.equal(with_image, without_image)
 
