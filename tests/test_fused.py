@@ -85,6 +85,19 @@ def test_model_inference_equals_grid_sample_model(guide: str) -> None:
     assert ours.min() >= 0 and ours.max() <= 1
 
 
+def test_inference_on_a_strided_view_equals_its_contiguous_copy() -> None:
+    """A flipped or cropped view of a photo (not C-contiguous) is read as its copy would be."""
+    model = _perturbed_model("fused")
+    image = np.random.default_rng(5).random((40, 60, 3), dtype=np.float32)
+    grid = model.coefficients(model.photo_view(image)).detach().numpy()
+    hidden, out = model.guide.hidden, model.guide.out
+    weights = [w.detach().numpy() for w in (hidden.weight, hidden.bias, out.weight, out.bias)]
+    for view in (image[::-1, 5:50], np.rint(image * 255).astype(np.uint8)[:, ::2]):
+        assert not view.flags.c_contiguous
+        copy = np.ascontiguousarray(view)
+        assert np.array_equal(guided_slice_apply(view, grid, *weights), guided_slice_apply(copy, grid, *weights))
+
+
 def test_training_gradients_of_model_equal_grid_sample_model() -> None:
     fused, reference = _perturbed_model("fused"), _perturbed_model("grid_sample")
     image = torch.rand(2, 3, 48, 40)

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from benchmark import PROJECT_ROOT
-from benchmark.speed import main, parse_size
+from benchmark.hdrnet.model import HDRNet
+from benchmark.speed import load_shipped, main, parse_size
+from benchmark.training.checkpoints import read_model, shipped_path
 
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
 
@@ -43,3 +47,15 @@ def test_sizes_by_name_and_bad_settings() -> None:
                                 cwd=PROJECT_ROOT)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("error:") and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hdrnet_is_timed_with_the_tasks_shipped_weights() -> None:
+    """The fused kernel's time depends on the guide's spread over luma bins: time a trained guide."""
+    network = HDRNet()
+    load_shipped(network, "local_laplacian")
+    shipped = read_model(shipped_path("local_laplacian", "hdrnet"))["state_dict"]
+    assert all(torch.equal(value, shipped[name]) for name, value in network.state_dict().items())
+    untouched = HDRNet()
+    before = {name: value.clone() for name, value in untouched.state_dict().items()}
+    load_shipped(untouched, "fivek")  # no shipped weights for it: the network is left as it was
+    assert all(torch.equal(value, before[name]) for name, value in untouched.state_dict().items())

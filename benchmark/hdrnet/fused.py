@@ -128,6 +128,17 @@ def _clamped_z(guide: np.ndarray, depth: int, gz: np.ndarray) -> None:
         gz[x] = z
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _bin_range(seg_gz: np.ndarray, depth: int) -> tuple[int, int]:
+    """The luma bins within 1 of some pixel's gz, the only ones with weight in the segment (a plain
+    loop: it vectorises; ``ndarray.min`` / ``max`` do not: 1080p inference 15% slower with them)."""
+    low = high = seg_gz[0]
+    for x in range(seg_gz.shape[0]):
+        low = min(low, seg_gz[x])
+        high = max(high, seg_gz[x])
+    return int(low), min(int(high) + 1, depth - 1)
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_row(
     rowgrid: np.ndarray, start: np.ndarray, wx: np.ndarray, gz: np.ndarray,
@@ -143,8 +154,10 @@ def _slice_apply_row(
         lo, hi = start[s], start[s + 1]
         if hi == lo:
             continue
-        # only the luma bins within 1 of some pixel's gz have non-zero weight in this segment
-        z_lo, z_hi = int(gz[lo:hi].min()), min(int(gz[lo:hi].max()) + 1, depth - 1)
+        # views: a loop from 0 has no negative-index checks, so it vectorises
+        seg_gz, seg_wx, seg_r, seg_g, seg_b = gz[lo:hi], wx[lo:hi], r[lo:hi], g[lo:hi], b[lo:hi]
+        seg_out_r, seg_out_g, seg_out_b = out_r[lo:hi], out_g[lo:hi], out_b[lo:hi]
+        z_lo, z_hi = _bin_range(seg_gz, depth)
         for z in range(z_lo, z_hi + 1):
             # coefficients at the left cell (p) and their change towards the right one (q): A = p + t q
             left, right = rowgrid[s, z], rowgrid[s + 1, z]
@@ -154,9 +167,6 @@ def _slice_apply_row(
             q4, q5, q6, q7 = right[4] - p4, right[5] - p5, right[6] - p6, right[7] - p7
             q8, q9, q10, q11 = right[8] - p8, right[9] - p9, right[10] - p10, right[11] - p11
             d = rowgrid.dtype.type(z)
-            # views: a loop from 0 has no negative-index checks, so it vectorises
-            seg_gz, seg_wx, seg_r, seg_g, seg_b = gz[lo:hi], wx[lo:hi], r[lo:hi], g[lo:hi], b[lo:hi]
-            seg_out_r, seg_out_g, seg_out_b = out_r[lo:hi], out_g[lo:hi], out_b[lo:hi]
             for x in range(hi - lo):
                 w = max(one - abs(seg_gz[x] - d), zero)
                 t = seg_wx[x]
@@ -205,8 +215,8 @@ def _slice_apply_backward_row(
         lo, hi = start[s], start[s + 1]
         if hi == lo:
             continue
-        z_lo, z_hi = int(gz[lo:hi].min()), min(int(gz[lo:hi].max()) + 1, depth - 1)
         seg_gz, seg_wx, seg_r, seg_g, seg_b = gz[lo:hi], wx[lo:hi], r[lo:hi], g[lo:hi], b[lo:hi]
+        z_lo, z_hi = _bin_range(seg_gz, depth)
         seg_go_r, seg_go_g, seg_go_b = go_r[lo:hi], go_g[lo:hi], go_b[lo:hi]
         seg_grad_gz = grad_gz[lo:hi]
         if gi_r is not None:  # decided at compile time (numba prunes the branch on the argument's type)
@@ -356,26 +366,28 @@ def _guided_slice_apply_hwc(
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), cells.dtype)
         rows = np.empty((8, width), cells.dtype)  # r, g, b, guide, gz, out r, g, b
         _row_grid(cells, 0, y, height, rowgrid)
-        r, g, b, pixels = rows[0], rows[1], rows[2], image[y]
-        for x in range(width):  # one pass over the interleaved pixels
-            r[x], g[x], b[x] = pixels[x, 0] * scale, pixels[x, 1] * scale, pixels[x, 2] * scale
+        # a row of interleaved pixels as one flat array: a stride-3 index vectorises (shuffles), an
+        # [x, c] index does not (1080p, one thread: reading 2.8 -> 1.3 ms, writing 2.6 -> 1.6 ms)
+        r, g, b, pixels = rows[0], rows[1], rows[2], image[y].reshape(-1)
+        for x in range(width):
+            r[x], g[x], b[x] = pixels[3 * x] * scale, pixels[3 * x + 1] * scale, pixels[3 * x + 2] * scale
         _pointwise_guide_row(rows[0], rows[1], rows[2], weights, tanh_p, tanh_q, rows[3])
         _clamped_z(rows[3], depth, rows[4])
         _slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7])
-        out_r, out_g, out_b, target = rows[5], rows[6], rows[7], out[y]
+        out_r, out_g, out_b, target = rows[5], rows[6], rows[7], out[y].reshape(-1)
         if eight_bit:  # NaN (from a NaN weight) compares false both ways: it becomes 0
             for x in range(width):
-                target[x, 0] = np.uint8(min(max(out_r[x], zero), one) * levels + half)
-                target[x, 1] = np.uint8(min(max(out_g[x], zero), one) * levels + half)
-                target[x, 2] = np.uint8(min(max(out_b[x], zero), one) * levels + half)
+                target[3 * x] = np.uint8(min(max(out_r[x], zero), one) * levels + half)
+                target[3 * x + 1] = np.uint8(min(max(out_g[x], zero), one) * levels + half)
+                target[3 * x + 2] = np.uint8(min(max(out_b[x], zero), one) * levels + half)
         elif clip:
             for x in range(width):
-                target[x, 0] = min(max(out_r[x], zero), one)
-                target[x, 1] = min(max(out_g[x], zero), one)
-                target[x, 2] = min(max(out_b[x], zero), one)
+                target[3 * x] = min(max(out_r[x], zero), one)
+                target[3 * x + 1] = min(max(out_g[x], zero), one)
+                target[3 * x + 2] = min(max(out_b[x], zero), one)
         else:
             for x in range(width):
-                target[x, 0], target[x, 1], target[x, 2] = out_r[x], out_g[x], out_b[x]
+                target[3 * x], target[3 * x + 1], target[3 * x + 2] = out_r[x], out_g[x], out_b[x]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -477,6 +489,7 @@ def guided_slice_apply(
         raise ValueError(f"grid must be (1, 12, D, Hg, Wg), got shape {grid.shape}")
     if hidden_weight.shape != (GUIDE_HIDDEN, 3):
         raise ValueError(f"the fused guide is 3-{GUIDE_HIDDEN}-1; hidden weights have shape {hidden_weight.shape}")
+    image = np.ascontiguousarray(image)  # the kernel reads each row as one flat array
     match_numba_threads()
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
     if out is None:
