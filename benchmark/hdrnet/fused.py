@@ -131,7 +131,7 @@ def _clamped_z(guide: np.ndarray, depth: int, gz: np.ndarray) -> None:
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _bin_range(seg_gz: np.ndarray, depth: int) -> tuple[int, int]:
     """The luma bins within 1 of some pixel's gz, the only ones with weight in the segment (a plain
-    loop: it vectorises; ``ndarray.min`` / ``max`` do not: 1080p inference 15% slower with them)."""
+    loop: it vectorises; ``ndarray.min`` / ``max`` do not: a 1920-pixel row at 2 bins, 4.6 -> 3.7 us)."""
     low = high = seg_gz[0]
     for x in range(seg_gz.shape[0]):
         low = min(low, seg_gz[x])
