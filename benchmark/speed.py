@@ -50,9 +50,8 @@ from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.evaluation.results import environment
 from benchmark.hdrnet.approximator import HDRNetApproximator
-from benchmark.hdrnet.model import HDRNet
 from benchmark.models.registry import CONF_DIR, instantiate, options
-from benchmark.training.checkpoints import read_model, shipped_path
+from benchmark.training.checkpoints import shipped_path
 from benchmark.training.train import CropSampler, adam
 
 SIZES = {  # name -> (width, height)
@@ -102,10 +101,19 @@ def model_names(choice: Any) -> list[str]:
     return names
 
 
-def compose_run_config(task: str, model: str) -> Any:
+def compose_run_config(task: str, model: str, *overrides: str) -> Any:
     """The harness's own config for (task, model): the same models the benchmark runs."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"task={task}", f"model={model}"])
+        return compose("config", overrides=[f"task={task}", f"model={model}", *overrides])
+
+
+def timed_model(task: str, model: str, *overrides: str) -> Any:
+    """(task, model) as the benchmark builds it, with the task's shipped weights where it has some
+    (``model.checkpoint=<task>``: checkpoints/<model>/<task>.pt). HDRNet's full-resolution kernel's time
+    depends on how many luma bins the guide spreads a row over, so it is timed with a trained guide
+    (kodim05 at 1080p, local_laplacian: 5.1 bins per pixel against 5.8 for the initial guide)."""
+    shipped = [f"model.checkpoint={task}"] if shipped_path(task, model).is_file() else []
+    return instantiate(compose_run_config(task, model, *shipped, *overrides).model, "model")
 
 
 def timed(fn: Any, cfg: SpeedConfig, device: str = "cpu") -> Timing:
@@ -131,22 +139,12 @@ def copy_bandwidth(cfg: SpeedConfig) -> float:
     return 2 * source.nbytes / (timing.median_ms / 1e3)
 
 
-def load_shipped(network: HDRNet, task: str) -> None:
-    """The task's shipped HDRNet weights, where it has some: the full-resolution kernel's time
-    depends on how many luma bins the guide spreads a row over, so it is timed with a trained guide
-    (kodim05 at 1080p, local_laplacian: 5.1 bins per pixel against 5.8 for the initial guide)."""
-    shipped = shipped_path(task, "hdrnet")
-    if shipped.is_file():
-        network.load_state_dict(read_model(shipped)["state_dict"])
-
-
 def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
     """One training step as the ``quick`` profile takes it (``train.context=photo``): Adam on a batch
     of random crops of the bundled photos with their whole-photo views, forward + backward at full
-    resolution, HDRNet with the task's shipped weights (``load_shipped``)."""
+    resolution, HDRNet with the task's shipped weights (``timed_model``)."""
     torch.manual_seed(0)
-    model = HDRNet(fullres=fullres)
-    load_shipped(model, cfg.task)
+    model = timed_model(cfg.task, "hdrnet", f"model.fullres={fullres}").network.train()
     optimiser = adam(model, lr=1e-4, weight_decay=0.0)
     photos = {path.stem: read_image(path) for path in sorted(BUNDLED_PHOTOS.glob("*.png"))}
     pairs = [Pair(name, photo, np.clip(photo, 0, 1) ** 0.8) for name, photo in photos.items()]
@@ -213,10 +211,7 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     names = model_names(cfg.model)
     run_cfg = compose_run_config(cfg.task, "hdrnet")
     operator = instantiate(run_cfg.task.operator, "task.operator") if run_cfg.task.get("operator") else None
-    models = {name: instantiate(compose_run_config(cfg.task, name).model, "model") for name in names}
-    for model in models.values():
-        if isinstance(model, HDRNetApproximator):
-            load_shipped(model.network, cfg.task)
+    models = {name: timed_model(cfg.task, name) for name in names}
     bandwidth = copy_bandwidth(cfg)
     rows: list[dict[str, Any]] = []
     for width, height in sizes:

@@ -10,8 +10,7 @@ from pathlib import Path
 import torch
 
 from benchmark import PROJECT_ROOT
-from benchmark.hdrnet.model import HDRNet
-from benchmark.speed import load_shipped, main, parse_size
+from benchmark.speed import main, parse_size, timed_model
 from benchmark.training.checkpoints import read_model, shipped_path
 
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
@@ -51,11 +50,10 @@ def test_sizes_by_name_and_bad_settings() -> None:
 
 def test_hdrnet_is_timed_with_the_tasks_shipped_weights() -> None:
     """The fused kernel's time depends on the guide's spread over luma bins: time a trained guide."""
-    network = HDRNet()
-    load_shipped(network, "local_laplacian")
-    shipped = read_model(shipped_path("local_laplacian", "hdrnet"))["state_dict"]
-    assert all(torch.equal(value, shipped[name]) for name, value in network.state_dict().items())
-    untouched = HDRNet()
-    before = {name: value.clone() for name, value in untouched.state_dict().items()}
-    load_shipped(untouched, "fivek")  # no shipped weights for it: the network is left as it was
-    assert all(torch.equal(value, before[name]) for name, value in untouched.state_dict().items())
+    model = timed_model("local_laplacian", "hdrnet")
+    shipped = shipped_path("local_laplacian", "hdrnet")
+    assert model.loaded["loaded_from"] == str(shipped)
+    weights = read_model(shipped)["state_dict"]
+    assert all(torch.equal(value, weights[name]) for name, value in model.network.state_dict().items())
+    assert timed_model("fivek", "hdrnet").loaded is None  # no shipped weights for it: the initial network
+    assert timed_model("local_laplacian", "lut3d").loaded is None
