@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmark.__main__ import run
+from benchmark.core.errors import BenchmarkError
+from benchmark.hdrnet import warmup
 from tests.conftest import cli_env, compose_config
 
 METRICS = ("psnr", "ssim", "delta_e", "identity_psnr")  # everything per image but the timings
@@ -96,3 +100,33 @@ def test_a_model_scores_the_same_alone_or_after_a_learned_one_in_the_same_proces
                              timeout=300, check=True)
         return job.stdout.split()[-1]
     assert psnr("jbu") == psnr("hdrnet", "jbu")
+
+
+@pytest.mark.slow
+def test_the_first_run_after_the_kernels_changed_matches_the_next(tmp_path):
+    """An empty numba cache (as after a fresh install, or a git pull that rewrote fused.py): the first
+    run fills it in a subprocess and then loads from it, as the second does; compiled in-process, its
+    float results would differ in the last bits (numba issue #10617)."""
+    results = {}
+    for name in ("first", "second"):
+        env = {**cli_env(tmp_path / name / "cache"), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmark", "profile=smoke", "model=hdrnet", f"hydra.run.dir={tmp_path / name}"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        assert ("lacks HDRNet's current kernels" in done.stderr) == (name == "first")
+        results[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert results["first"]["training"]["loss_after"] == results["second"]["training"]["loss_after"]
+
+
+def test_a_failed_kernel_warm_up_is_one_error(monkeypatch):
+    monkeypatch.setattr(warmup, "kernel_cache_is_current", lambda: False)
+    monkeypatch.setattr(warmup.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(
+        args, 1, "", "Traceback ...\nOSError: [Errno 28] No space left on device"))
+    warmup.ensure_kernel_cache.cache_clear()
+    try:
+        with pytest.raises(BenchmarkError, match="numba's cache failed: OSError: .Errno 28. No space left"):
+            warmup.ensure_kernel_cache()
+    finally:
+        warmup.ensure_kernel_cache.cache_clear()

@@ -13,6 +13,7 @@ from benchmark.data.pairs import Operator
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet
+from benchmark.hdrnet.warmup import ensure_kernel_cache
 from benchmark.models.interface import NetworkApproximator
 
 
@@ -29,6 +30,7 @@ class HDRNetApproximator(NetworkApproximator):
         checkpoint: str | None = None,
         fullres: str = "fused",
     ) -> None:
+        ensure_kernel_cache()  # every run then loads the same compiled code (README, "Determinism")
         network = HDRNet(grid["spatial"], grid["luma_bins"], lowres_size, guide, lowres_interpolation, fullres)
         super().__init__(name, network, checkpoint)
 
