@@ -37,7 +37,7 @@ KINDS = PHOTOMETRIC + GEOMETRIC
 class AugmentConfig:
     """``data.augment``: how many variants per training photo, which kinds, and their ranges."""
 
-    variants: int = 2  # conf/config.yaml holds the defaults users see; these mirror them
+    variants: int = 6  # conf/config.yaml holds the defaults users see; these mirror them
     kinds: tuple[str, ...] = KINDS
     exposure_stops: float = 1.0  # exposure x 2^u, u uniform in [-stops, +stops]
     white_balance: float = 0.2  # red and blue gains x 2^u, u uniform in [-wb, +wb]
