@@ -34,11 +34,13 @@ def move_off_init(parameters: Iterable[torch.nn.Parameter], scale: float) -> Non
             parameter.add_(scale * torch.randn_like(parameter))
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m benchmark ARGS` as a user runs it, from ``cwd``."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """`python -m benchmark ARGS` as a user runs it, from ``cwd`` (``env``: default this process's)."""
+    env = env or {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "benchmark", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "benchmark", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from benchmark.__main__ import run
 from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet import warmup
-from tests.conftest import cli_env, compose_config
+from tests.conftest import cli_env, compose_config, run_cli
 
 METRICS = ("psnr", "ssim", "delta_e", "identity_psnr")  # everything per image but the timings
 
@@ -110,10 +110,7 @@ def test_the_first_run_after_the_kernels_changed_matches_the_next(tmp_path):
     results = {}
     for name in ("first", "second"):
         env = {**cli_env(tmp_path / name / "cache"), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmark", "profile=smoke", "model=hdrnet", f"hydra.run.dir={tmp_path / name}"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-        )
+        done = run_cli(["profile=smoke", "model=hdrnet", f"hydra.run.dir={tmp_path / name}"], tmp_path, env, timeout=600)
         assert done.returncode == 0, done.stderr
         assert ("lacks HDRNet's current kernels" in done.stderr) == (name == "first")
         results[name] = json.loads((tmp_path / name / "results.json").read_text())
