@@ -3,10 +3,18 @@ and backward, and the model's fused inference equals its grid_sample inference."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from benchmark import PROJECT_ROOT
+from benchmark.core.errors import BenchmarkError
+from benchmark.hdrnet import fused, simd_lookup
 from benchmark.hdrnet.bilateral import apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import (
     fused_guided_slice_apply,
@@ -166,3 +174,68 @@ def test_the_model_on_a_crop_with_whole_photo_context_equals_that_crop_of_the_wh
         output = model(crop_images, model.lowres(photos), window)
     expected = torch.stack([whole[b, :, t:t + 36, l:l + 48] for b, (t, l) in enumerate(crops)])
     assert torch.allclose(output, expected, atol=2e-6, rtol=0)
+
+
+def _lookup_cases() -> list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
+    """Photos (float32 and 8-bit; widths from 1 to 300, so segments narrower and wider than a SIMD
+    block) with grids of 2 to 8 luma bins, and a guide whose values cover every bin and its edges."""
+    rng = np.random.default_rng(8)
+    cases = []
+    for (height, width), (depth, cells_y, cells_x) in [
+        ((1, 1), (8, 2, 2)), ((3, 40), (2, 2, 20)), ((17, 33), (5, 3, 4)), ((20, 300), (8, 4, 6)), ((9, 129), (3, 2, 1)),
+    ]:
+        image = rng.random((height, width, 3), dtype=np.float32)
+        grid = rng.standard_normal((1, 12, depth, cells_y, cells_x)).astype(np.float32)
+        weights = [rng.standard_normal(shape).astype(np.float32) * 3 for shape in ((16, 3), 16, (1, 16), 1)]
+        cases += [(image, grid, weights), (np.rint(image * 255).astype(np.uint8), grid, weights)]
+    return cases
+
+
+def _assert_slices_agree(ours: np.ndarray, theirs: np.ndarray) -> None:
+    if ours.dtype == np.uint8:  # rounded: a value within float rounding of a half level may round either way
+        difference = np.abs(ours.astype(int) - theirs)
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+    else:
+        assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_lookup_slice_equals_the_bin_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-pixel lookup slice (x86 SIMD) against the portable sweep over luma bins (itself
+    checked against the PyTorch reference above)."""
+    if simd_lookup.LANES == 0:
+        pytest.skip("this CPU has neither AVX2 nor AVX-512: the lookup slice is not built")
+    cases = _lookup_cases()
+    ours = [guided_slice_apply(image, grid, *weights) for image, grid, weights in cases]
+    monkeypatch.setattr(fused, "LANES", 0)
+    for (image, grid, weights), out in zip(cases, ours):
+        _assert_slices_agree(out, guided_slice_apply(image, grid, *weights))
+
+
+def test_the_avx2_lookup_equals_the_bin_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 8-lane (AVX2) build, in a process of its own, where this CPU has AVX-512 too."""
+    if simd_lookup.LANES < 8:
+        pytest.skip("this CPU has no AVX2: the lookup slice is not built")
+    code = (
+        "import numpy as np, sys\n"
+        "from benchmark.hdrnet import simd_lookup\n"
+        "from benchmark.hdrnet.fused import guided_slice_apply\n"
+        "from tests.test_fused import _lookup_cases\n"
+        "assert simd_lookup.LANES == 8\n"
+        "outs = [guided_slice_apply(i, g, *w) for i, g, w in _lookup_cases()]\n"
+        "np.savez(sys.argv[1], *outs)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), simd_lookup.LANES_VARIABLE: "8",
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.npz")], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    saved = np.load(tmp_path / "out.npz")
+    monkeypatch.setattr(fused, "LANES", 0)
+    for index, (image, grid, weights) in enumerate(_lookup_cases()):
+        _assert_slices_agree(saved[f"arr_{index}"], guided_slice_apply(image, grid, *weights))
+
+
+def test_asking_for_more_simd_lanes_than_the_cpu_has_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(simd_lookup.LANES_VARIABLE, "32")
+    with pytest.raises(BenchmarkError, match=simd_lookup.LANES_VARIABLE):
+        simd_lookup._lanes()

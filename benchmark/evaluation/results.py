@@ -15,6 +15,7 @@ import torch
 from benchmark import PROJECT_ROOT
 from benchmark.core.runtime import reproducibility_settings
 from benchmark.evaluation.metrics import METRICS
+from benchmark.hdrnet import simd_lookup
 
 SUMMARY_KEYS = (
     *METRICS, "identity_psnr", "time_ms", "time_ms_per_mp", "reference_time_ms", "reference_time_ms_per_mp",
@@ -48,6 +49,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "opencv": cv2.__version__,
         "torch_threads": torch.get_num_threads(),
         "opencv_threads": cv2.getNumThreads(),
+        "fused_simd_lanes": simd_lookup.LANES,  # the fused kernel's slice: per-pixel lookups, or 0: the bin sweep
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "git_revision": git_revision(),
