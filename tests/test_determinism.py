@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,7 @@ def test_the_reproducibility_settings_are_in_force_and_recorded(tmp_path):
 
 ORDER_SCRIPT = """
 import sys
+import time
 from benchmark.__main__ import run
 from tests.conftest import compose_config
 base = ["task=local_laplacian", "profile=smoke", "data.max_side=384", "data.max_images=6", "train.steps=2",
@@ -127,3 +130,17 @@ def test_a_failed_kernel_warm_up_is_one_error(monkeypatch):
             warmup.ensure_kernel_cache()
     finally:
         warmup.ensure_kernel_cache.cache_clear()
+
+
+def test_a_file_inlined_into_the_kernels_newer_than_their_cache_makes_it_stale(tmp_path, monkeypatch):
+    """numba keys a kernel's cache on its own file; code inlined from another (simd_lookup's
+    intrinsic) changes nothing there, so the harness compares that file's time with the index's."""
+    warmup.ensure_kernel_cache()
+    inlined = tmp_path / "inlined.py"
+    inlined.write_text("")
+    monkeypatch.setattr(warmup, "INLINED", (str(inlined),))
+    os.utime(inlined, (0, 0))
+    assert warmup.kernel_cache_is_current()
+    later = time.time() + 3600
+    os.utime(inlined, (later, later))
+    assert not warmup.kernel_cache_is_current()

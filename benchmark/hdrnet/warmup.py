@@ -8,27 +8,33 @@ profile: loss 0.0015212714077 against 0.0015212714206). With the cache filled fi
 the same code: the same command gives the same bits, the first run included (README, "Determinism").
 numba keys its cache on the kernels' source files' modification times, so a ``git pull`` or
 ``git checkout`` that rewrites one empties it as surely as an edit: ``ensure_kernel_cache`` (every
-harness HDRNet calls it) refills it in a subprocess before this process compiles anything.
+harness HDRNet calls it) refills it in a subprocess before this process compiles anything. numba
+does not look at the files whose code is inlined into a kernel (``INLINED``): one newer than a
+kernel's cache index makes the cache stale too, and the refill empties it first.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 
 import numpy as np
 import torch
+from numba.core.dispatcher import Dispatcher
 
 from benchmark import PROJECT_ROOT
 from benchmark.core.errors import BenchmarkError
-from benchmark.hdrnet import fused
+from benchmark.hdrnet import fused, simd_lookup
 from benchmark.hdrnet.model import HDRNet
-from benchmark.imaging import antialias
+from benchmark.imaging import antialias, grid
 
 # The kernels Python calls; the kernels they call are compiled (and cached) with them.
 ENTRY_POINTS = (fused._guided_slice_apply_hwc, fused._slice_apply_nchw, fused._slice_apply_backward_nchw,
                 antialias._resize_hwc)
+# Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
+INLINED = (simd_lookup.__file__, grid.__file__)
 
 
 def compile_kernels() -> None:
@@ -43,10 +49,23 @@ def compile_kernels() -> None:
     model(crop, model.photo_view(photo), window).square().mean().backward()
 
 
+def _cached_kernels() -> list[Dispatcher]:
+    """Every numba kernel of the entry points' modules, each with its own cache entry (a kernel
+    another one calls is loaded from its own entry when that one is compiled)."""
+    modules = {sys.modules[kernel.py_func.__module__] for kernel in ENTRY_POINTS}
+    return [value for module in modules for value in vars(module).values() if isinstance(value, Dispatcher)]
+
+
 def kernel_cache_is_current() -> bool:
     """Whether numba's on-disk cache holds every entry point compiled from its source file as it is now
-    (numba's own index reader answers {} for a missing index or one stamped with another mtime/size)."""
-    return all(kernel._cache._cache_file._load_index() for kernel in ENTRY_POINTS)
+    (numba's own index reader answers {} for a missing index or one stamped with another mtime/size)
+    and from the ``INLINED`` files as they are now (none modified after the index was written)."""
+    newest_inlined = max(os.path.getmtime(path) for path in INLINED)
+    for kernel in ENTRY_POINTS:
+        cache_file = kernel._cache._cache_file
+        if not cache_file._load_index() or os.path.getmtime(cache_file._index_path) < newest_inlined:
+            return False
+    return True
 
 
 @functools.cache
@@ -65,4 +84,6 @@ def ensure_kernel_cache() -> None:
 
 
 if __name__ == "__main__":
+    for kernel in _cached_kernels():  # indexes numba would still trust (an INLINED file changed): emptied
+        kernel._cache.flush()
     compile_kernels()
