@@ -30,8 +30,6 @@ from numba.extending import intrinsic
 from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet.bilateral import N_COEFFS
 
-TABLE = 16  # floats per coefficient table: [value at bins 0..7, change to the next bin at 0..7]
-
 
 def _host_lanes() -> int:
     if config.CPU_NAME is not None:  # compiling for another CPU (portable caches): no host-only code
@@ -56,6 +54,7 @@ def _lanes() -> int:
 LANES_VARIABLE = "BILATERAL_BENCH_SIMD_LANES"
 LANES = _lanes()
 MAX_BINS = 8  # the table holds 8 bins (AVX2: one register each for values and changes)
+TABLE = 2 * MAX_BINS  # floats per coefficient table: [value at bins 0..7, change to the next bin at 0..7]
 
 
 @intrinsic
@@ -65,9 +64,9 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
     ``tables[segment] (24, 16) float32`` (``tables`` is ``(Wg, 24, 16)``, indexed here so that no
     array view is made per block): rows 0-11 the left cell's coefficients (P), rows 12-23 the
     change towards the right cell (Q); each row holds the values at bins 0..7, then from column 8
-    the change to the next bin. ``gz`` is the clamped luma coordinate in [0, top_bin + 1], ``wx`` the x weight t. Reads and
-    writes ``LANES`` floats from ``x`` with no mask: the caller pads its rows and walks segments
-    left to right, so lanes past a segment are overwritten by the next one.
+    the change to the next bin. ``gz`` is the clamped luma coordinate in [0, top_bin + 1], ``wx``
+    the x weight t. Reads and writes ``LANES`` floats from ``x`` with no mask: the caller pads its
+    rows and walks segments left to right, so lanes past a segment are overwritten by the next one.
     """
     row = types.Array(types.float32, 1, "C")
     if tables != types.Array(types.float32, 3, "C") or any(a != row for a in (gz, wx, r, g, b, out_r, out_g, out_b)):
@@ -96,8 +95,8 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
             address = builder.gep(pointer, [offset])
             return builder.load(builder.bitcast(address, vf.as_pointer()), align=4)
 
-        table_ptr = data(signature.args[0], args[0])
-        table_ptr = builder.gep(table_ptr, [builder.mul(args[1], ir.Constant(args[1].type, 2 * N_COEFFS * TABLE))])
+        segment_offset = builder.mul(args[1], ir.Constant(args[1].type, 2 * N_COEFFS * TABLE))
+        table_ptr = builder.gep(data(signature.args[0], args[0]), [segment_offset])
         gz_ptr, wx_ptr, r_ptr, g_ptr, b_ptr, or_ptr, og_ptr, ob_ptr = (
             data(row, value) for value in args[2:10]
         )
@@ -112,7 +111,7 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
         low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
         low = builder.select(builder.icmp_signed("<", low, top_vec), low, top_vec)  # bins low, low + 1
         frac = builder.fsub(z, builder.sitofp(low, vf))
-        change = builder.add(low, ir.Constant(vi, [ir.Constant(i32, 8)] * lanes)) if lanes == 16 else low
+        change = builder.add(low, ir.Constant(vi, [ir.Constant(i32, MAX_BINS)] * lanes)) if lanes == 16 else low
         t = load(wx_ptr, x)
         pixel = (load(r_ptr, x), load(g_ptr, x), load(b_ptr, x))
 
@@ -120,7 +119,7 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
             """Coefficient table row k at each lane's gz: value(low) + frac * change(low)."""
             base = ir.Constant(ir.IntType(64), TABLE * k)
             values = load(table_ptr, base)
-            changes = values if lanes == 16 else load(table_ptr, builder.add(base, ir.Constant(ir.IntType(64), 8)))
+            changes = values if lanes == 16 else load(table_ptr, builder.add(base, ir.Constant(ir.IntType(64), MAX_BINS)))
             return builder.call(fma, [frac, builder.call(permute, [changes, change]), builder.call(permute, [values, low])])
 
         for c, out_ptr in enumerate((or_ptr, og_ptr, ob_ptr)):
