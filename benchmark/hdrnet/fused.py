@@ -35,8 +35,9 @@ from benchmark.hdrnet.simd_lookup import LANES, MAX_BINS, TABLE, lookup_slice_bl
 from benchmark.imaging.grid import cell_coordinate
 
 GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
-# backward: rows are split in this many blocks, each with a private grid-gradient buffer, summed in a
-# fixed order: a fixed split (not one per thread) makes the gradients the same for any thread count
+# backward: rows are split in about this many blocks (the same number per batch item, each block
+# inside one item), each with a private gradient buffer of its item's grid, summed in a fixed order:
+# a fixed split (not one per thread) makes the gradients the same for any thread count
 _BACKWARD_BLOCKS = 16
 # forward: a segment is sliced in blocks of this many columns, each over the luma bins its own pixels
 # touch (DESIGN §10: 1080p, 2 threads, 8.52 -> 8.27 ms; 4000x3000 42.9 -> 41.0; same bits)
@@ -461,24 +462,25 @@ def _slice_apply_nchw(
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _slice_apply_backward_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
-    window: np.ndarray, grad_out: np.ndarray, blocks: int, grad_cell_blocks: np.ndarray,
-    grad_weight_blocks: np.ndarray, grad_guide: np.ndarray, grad_image: np.ndarray | None,
+    window: np.ndarray, grad_out: np.ndarray, grad_cell_blocks: np.ndarray, grad_weight_blocks: np.ndarray,
+    grad_guide: np.ndarray, grad_image: np.ndarray | None,
 ) -> None:
     """Gradients of ``_slice_apply_nchw`` (``guide`` as it left it; ``grad_image`` None: the image
-    needs none, and numba compiles a version that computes none). Rows are split in ``blocks``,
-    each adding its (cell-major) grid and guide-weight gradients into its own slice of
-    ``grad_cell_blocks`` / ``grad_weight_blocks`` (zeroed; the caller sums them), so no two threads
-    write the same cell."""
+    needs none, and numba compiles a version that computes none). Each item's rows are split in
+    ``parts = grad_cell_blocks.shape[1]`` blocks, block ``(b, part)`` adding its (cell-major) grid
+    gradient into ``grad_cell_blocks[b, part]`` and its guide-weight gradient into
+    ``grad_weight_blocks[b * parts + part]`` (zeroed; the caller sums them), so no two threads write
+    the same cell."""
     batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     cells_y, cells_x, depth = cells.shape[1], cells.shape[2] - 1, cells.shape[3]
+    parts = grad_cell_blocks.shape[1]
     wxs, starts = _windowed_x_segments(window, width, cells_x, image)
-    rows_total = batch * height
-    for block in prange(blocks):
+    for block in prange(batch * parts):
+        b, part = block // parts, block % parts
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         grad_rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         gz = np.empty(width, image.dtype)
-        for row in range(block * rows_total // blocks, (block + 1) * rows_total // blocks):
-            b, y = row // height, row % height
+        for y in range(part * height // parts, (part + 1) * height // parts):
             r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
             if grad_image is None:  # pruned at compile time: the argument's type decides
                 gi_r = gi_g = gi_b = None
@@ -505,7 +507,7 @@ def _slice_apply_backward_nchw(
             # rowgrid = cells[y0] + wy (cells[y1] - cells[y0]): spread its gradient back
             y0, y1, wy = _y_cell(full_y, full_height, cells_y)
             wy_t = image.dtype.type(wy)
-            low, high = grad_cell_blocks[block, b, y0].ravel(), grad_cell_blocks[block, b, y1].ravel()
+            low, high = grad_cell_blocks[b, part, y0].ravel(), grad_cell_blocks[b, part, y1].ravel()
             flat = grad_rowgrid.ravel()
             for i in range(flat.shape[0]):
                 low[i] += flat[i] - wy_t * flat[i]
@@ -593,18 +595,18 @@ class _FusedFullRes(torch.autograd.Function):
         grid, image, guide, *weights = ctx.saved_tensors
         cells, image_array = _cell_major(_array(grid)), _array(image)
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
-        blocks = min(_BACKWARD_BLOCKS, batch * height)
+        parts = max(1, min(_BACKWARD_BLOCKS // batch, height))
         dtype = image_array.dtype
-        grad_cells = np.zeros((blocks, *cells.shape), dtype)
-        grad_weights = np.zeros((blocks, 5 * GUIDE_HIDDEN + 1), dtype)
+        grad_cells = np.zeros((batch, parts, *cells.shape[1:]), dtype)
+        grad_weights = np.zeros((batch * parts, 5 * GUIDE_HIDDEN + 1), dtype)
         grad_guide = np.empty((batch, height, width), dtype)
         grad_image = np.empty(image.shape, dtype) if ctx.needs_input_grad[1] else None
         match_numba_threads()
         _slice_apply_backward_nchw(
             cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) if ctx.pointwise else None, dtype), ctx.window,
-            grad_out.contiguous().numpy(), blocks, grad_cells, grad_weights, grad_guide, grad_image,
+            grad_out.contiguous().numpy(), grad_cells, grad_weights, grad_guide, grad_image,
         )
-        grad_grid = torch.from_numpy(_grid_major(grad_cells.sum(axis=0)))
+        grad_grid = torch.from_numpy(_grid_major(grad_cells.sum(axis=1)))
         grad_image = None if grad_image is None else torch.from_numpy(grad_image)
         if not ctx.pointwise:
             return grad_grid, grad_image, torch.from_numpy(grad_guide), None, None, None, None, None
