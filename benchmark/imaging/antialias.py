@@ -4,7 +4,7 @@
 align_corners=False, antialias=True)`` (the triangle filter stretched by the scale, PIL's and torch's
 definition) up to float rounding, but reads the HWC photo once, as float32 or as uint8 pixels
 (scaled by 1/255 at the end: no float copy of an 8-bit photo), and writes only the small output.
-Each output row sums its input rows (streaming, vectorised), then filters that one row across:
+Each output row sums its input rows (streaming, vectorised, four rows per pass), then filters that one row across:
 split into R, G, B planes so that each output pixel is three contiguous dot products over the taps
 (vectorised; strided reads of the interleaved row made that pass most of the time: 1080p float32,
 one thread, 3.9 -> 3.0 ms in all; uint8 2.7 -> 1.4 ms).
@@ -40,15 +40,20 @@ def _resize_hwc(
     image: np.ndarray, y_first: np.ndarray, y_weights: np.ndarray, x_first: np.ndarray, x_weights: np.ndarray,
     scale: float, out: np.ndarray,
 ) -> None:
-    width, x_taps = image.shape[1], x_weights.shape[1]
+    height, width, x_taps = image.shape[0], image.shape[1], x_weights.shape[1]
+    no_row = np.zeros(width * 3, image.dtype)  # stands in for taps past the last row (weight 0)
     for oy in prange(out.shape[1]):
         rows = np.zeros(width * 3, np.float32)  # the output row's weighted sum of input rows, HWC
-        for k in range(y_weights.shape[1]):
-            weight = y_weights[oy, k]
-            if weight != 0:
-                source = image[y_first[oy] + k].reshape(-1)
-                for i in range(width * 3):
-                    rows[i] += weight * source[i]
+        # four input rows per pass over the sum (a pass per row: 1080p, one thread, 1.75 -> 1.40 ms)
+        for k in range(0, y_weights.shape[1], 4):
+            w0, w1, w2, w3 = y_weights[oy, k], y_weights[oy, k + 1], y_weights[oy, k + 2], y_weights[oy, k + 3]
+            y = y_first[oy] + k
+            s0 = image[y].reshape(-1) if y < height else no_row
+            s1 = image[y + 1].reshape(-1) if y + 1 < height else no_row
+            s2 = image[y + 2].reshape(-1) if y + 2 < height else no_row
+            s3 = image[y + 3].reshape(-1) if y + 3 < height else no_row
+            for i in range(width * 3):
+                rows[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
         planes = np.empty((3, width + x_taps), np.float32)  # the summed row as R, G, B planes (padded by the taps)
         planes[:, width:] = 0
         for x in range(width):
@@ -72,6 +77,7 @@ def antialiased_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"expected an (H, W, 3) float32 or uint8 image, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
     y_first, y_weights = filter_taps(height, size[0])
+    y_weights = np.pad(y_weights, ((0, 0), (0, -y_weights.shape[1] % 4)))  # whole groups of four taps
     x_first, x_weights = filter_taps(width, size[1])
     out = np.empty((3, *size), np.float32)
     scale = 1 / 255 if image.dtype == np.uint8 else 1.0
