@@ -115,16 +115,17 @@ class CropSampler:
             height, width = image.shape[1:]
             top = self._randint(height - size + 1)
             left = self._randint(width - size + 1)
-            pair = torch.stack([image[:, top : top + size, left : left + size], target[:, top : top + size, left : left + size]])
+            crops = [image[:, top : top + size, left : left + size], target[:, top : top + size, left : left + size]]
             flip_x, flip_y = bool(self._randint(2)), bool(self._randint(2))
+            dims = [dim for dim, flipped in ((-1, flip_x), (-2, flip_y)) if flipped]
             if flip_x:
-                pair = pair.flip(-1)
                 left = width - left - size  # where the flipped crop sits in the flipped photo
             if flip_y:
-                pair = pair.flip(-2)
                 top = height - top - size
-            inputs.append(pair[0])
-            targets.append(pair[1])
+            # views until the batch is stacked; a flip copies once (both axes in one call)
+            input_crop, target_crop = (crop.flip(dims) for crop in crops) if dims else crops
+            inputs.append(input_crop)
+            targets.append(target_crop)
             if self.lowres is not None:
                 lowres.append(self._photo_lowres(index, flip_x, flip_y))
                 windows.append((top, left, height, width))
