@@ -211,8 +211,44 @@ def test_lookup_slice_equals_the_bin_sweep(monkeypatch: pytest.MonkeyPatch) -> N
         _assert_slices_agree(out, guided_slice_apply(image, grid, *weights))
 
 
+def _simd_backward_agrees() -> bool:
+    """The training backward's per-segment sums in x86 SIMD (float32, no image gradient) against the
+    portable loop: grid and guide-weight gradients, crops 1 to 300 px wide at their windows, 2 to 8
+    bins (segments narrower and wider than a vector, blocks ending inside them)."""
+    rng = np.random.default_rng(9)
+    torch.manual_seed(9)
+    hidden, out = torch.nn.Linear(3, 16), torch.nn.Linear(16, 1)
+    move_off_init([*hidden.parameters(), *out.parameters()], 1.0)
+
+    def gradients(grid: torch.Tensor, image: torch.Tensor, window: torch.Tensor, upstream: torch.Tensor) -> list:
+        grid = grid.clone().requires_grad_()
+        result = fused_guided_slice_apply(grid, image, hidden, out, window)
+        return list(torch.autograd.grad(result, [grid, *hidden.parameters(), *out.parameters()], upstream))
+
+    simd_lanes, agree = fused.LANES, True
+    for depth, width in ((8, 300), (8, 1), (5, 37), (2, 64), (3, 17), (8, 256)):
+        grid = torch.from_numpy(rng.standard_normal((2, 12, depth, 3, 5)).astype(np.float32))
+        image = torch.from_numpy(rng.random((2, 3, 9, width), dtype=np.float32))
+        window = torch.tensor([[4, 7, 20, width + 11], [0, 0, 9, width]])
+        upstream = torch.from_numpy(rng.standard_normal((2, 3, 9, width)).astype(np.float32))
+        fused.LANES = simd_lanes
+        ours = gradients(grid, image, window, upstream)
+        fused.LANES = 0  # the kernels' Python side then asks for the portable loop
+        portable = gradients(grid, image, window, upstream)
+        fused.LANES = simd_lanes
+        agree &= all(torch.allclose(a, b, atol=1e-5, rtol=1e-5) for a, b in zip(ours, portable))
+    return agree
+
+
+def test_simd_backward_equals_the_portable_one() -> None:
+    if simd_lookup.LANES == 0:
+        pytest.skip("this CPU has neither AVX2 nor AVX-512: the SIMD backward is not built")
+    assert _simd_backward_agrees()
+
+
 def test_the_avx2_lookup_equals_the_bin_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 8-lane (AVX2) build, in a process of its own, where this CPU has AVX-512 too."""
+    """The 8-lane (AVX2) build, in a process of its own, where this CPU has AVX-512 too: the lookup
+    slice, and the training backward's SIMD sums against the portable loop."""
     if simd_lookup.LANES < 8:
         pytest.skip("this CPU has no AVX2: the lookup slice is not built")
     code = (
@@ -223,6 +259,8 @@ def test_the_avx2_lookup_equals_the_bin_sweep(tmp_path: Path, monkeypatch: pytes
         "assert simd_lookup.LANES == 8\n"
         "outs = [guided_slice_apply(i, g, *w) for i, g, w in _lookup_cases()]\n"
         "np.savez(sys.argv[1], *outs)\n"
+        "from tests.test_fused import _simd_backward_agrees\n"
+        "assert _simd_backward_agrees(), 'the 8-lane SIMD backward differs from the portable one'\n"
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), simd_lookup.LANES_VARIABLE: "8",
            "NUMBA_CACHE_DIR": str(tmp_path / "numba")}

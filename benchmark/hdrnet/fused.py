@@ -16,7 +16,9 @@ Loop layout, chosen so every inner loop runs along x with SIMD and no gathers:
   touches: 24 multiply-adds per pixel and bin, vectorised;
 - or, in inference on x86 with AVX2 / AVX-512 and 2-8 luma bins, each pixel looks its two bins
   up in per-segment tables (``simd_lookup``; the tables, ``_lookup_tables``, are interpolated along
-  y per row like the grid): 1080p, one thread, 16.0 -> 11.3 ms (DESIGN §10).
+  y per row like the grid): 1080p, one thread, 16.0 -> 11.3 ms (DESIGN §10);
+- training's backward on those CPUs (float32, no image gradient) adds each segment's sums up in
+  ``simd_backward`` (fixed-width blocks, the 24 sums reduced together).
 Rows run in parallel (numba threads = torch's thread count). The backward pass walks the same way
 and accumulates the grid gradient per block of rows in private buffers, summed at the end in a fixed
 order, so results do not depend on the thread count or on which thread ran which block.
@@ -31,6 +33,7 @@ from numba import prange
 
 from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, checked_window
+from benchmark.hdrnet.simd_backward import segment_bin_sums
 from benchmark.hdrnet.simd_lookup import LANES, MAX_BINS, TABLE, lookup_slice_block
 from benchmark.imaging.grid import cell_coordinate
 
@@ -340,6 +343,20 @@ def _slice_apply_backward_row(
             right[11] += m11
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _simd_slice_backward_row(rowgrid: np.ndarray, start: np.ndarray, rows: np.ndarray, grad_rowgrid: np.ndarray) -> None:
+    """``_slice_apply_backward_row`` without an image gradient, each segment and bin by
+    ``simd_backward`` on the padded row ``rows`` (its layout there); d loss / d gz lands in row 7."""
+    depth = rowgrid.shape[1]
+    for s in range(start.shape[0] - 1):
+        lo, hi = start[s], start[s + 1]
+        if hi == lo:
+            continue
+        z_lo, z_hi = _bin_range(rows[6, lo:hi], depth)
+        for z in range(z_lo, z_hi + 1):
+            segment_bin_sums(rowgrid, s, z, rows, lo, hi, grad_rowgrid)
+
+
 @numba.njit(cache=True, fastmath=_FINITE_SAFE_MATH, error_model="numpy")
 def _guide_gradient_row(guide: np.ndarray, grad_gz: np.ndarray, depth: int, grad_guide: np.ndarray) -> None:
     """d gz / d guide = D where guide * D - 0.5 is inside the grid, 0 where it was clamped."""
@@ -463,10 +480,11 @@ def _slice_apply_nchw(
 def _slice_apply_backward_nchw(
     cells: np.ndarray, image: np.ndarray, guide: np.ndarray, pointwise: bool, weights: tuple,
     window: np.ndarray, grad_out: np.ndarray, grad_cell_blocks: np.ndarray, grad_weight_blocks: np.ndarray,
-    grad_guide: np.ndarray, grad_image: np.ndarray | None,
+    grad_guide: np.ndarray, grad_image: np.ndarray | None, simd: bool,
 ) -> None:
     """Gradients of ``_slice_apply_nchw`` (``guide`` as it left it; ``grad_image`` None: the image
-    needs none, and numba compiles a version that computes none). Each item's rows are split in
+    needs none, and numba compiles a version that computes none; ``simd``: the slice's gradients
+    by ``simd_backward``, for float32 without an image gradient). Each item's rows are split in
     ``parts = grad_cell_blocks.shape[1]`` blocks, block ``(b, part)`` adding its (cell-major) grid
     gradient into ``grad_cell_blocks[b, part]`` and its guide-weight gradient into
     ``grad_weight_blocks[b * parts + part]`` (zeroed; the caller sums them), so no two threads write
@@ -480,6 +498,8 @@ def _slice_apply_backward_nchw(
         rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         grad_rowgrid = np.empty((cells_x + 1, depth, N_COEFFS), image.dtype)
         gz = np.empty(width, image.dtype)
+        # simd: the row padded (r, g, b, dL/dO r, g, b, gz, d loss / d gz, x weight; padding 0)
+        rows = np.zeros((9, width + LANES), image.dtype) if simd else np.zeros((9, 1), image.dtype)
         for y in range(part * height // parts, (part + 1) * height // parts):
             r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
             if grad_image is None:  # pruned at compile time: the argument's type decides
@@ -494,11 +514,19 @@ def _slice_apply_backward_nchw(
             _row_grid(cells, b, full_y, full_height, rowgrid)
             _clamped_z(guide_row, depth, gz)
             grad_rowgrid[:] = 0
-            grad_guide_row[:] = 0
-            _slice_apply_backward_row(
-                rowgrid, starts[b], wxs[b], gz, r, g, bl, grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y],
-                grad_rowgrid, grad_guide_row, gi_r, gi_g, gi_b,
-            )
+            if simd:
+                rows[0, :width], rows[1, :width], rows[2, :width] = r, g, bl
+                rows[3, :width], rows[4, :width], rows[5, :width] = grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y]
+                rows[6, :width], rows[8, :width] = gz, wxs[b]
+                rows[7, :width] = 0
+                _simd_slice_backward_row(rowgrid, starts[b], rows, grad_rowgrid)
+                grad_guide_row[:] = rows[7, :width]
+            else:
+                grad_guide_row[:] = 0
+                _slice_apply_backward_row(
+                    rowgrid, starts[b], wxs[b], gz, r, g, bl, grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y],
+                    grad_rowgrid, grad_guide_row, gi_r, gi_g, gi_b,
+                )
             _guide_gradient_row(guide_row, grad_guide_row, depth, grad_guide_row)
             if pointwise:
                 _pointwise_guide_backward_row(
@@ -605,6 +633,7 @@ class _FusedFullRes(torch.autograd.Function):
         _slice_apply_backward_nchw(
             cells, image_array, _array(guide), ctx.pointwise, _guide_weights(tuple(weights) if ctx.pointwise else None, dtype), ctx.window,
             grad_out.contiguous().numpy(), grad_cells, grad_weights, grad_guide, grad_image,
+            LANES > 0 and dtype == np.float32 and grad_image is None,
         )
         grad_grid = torch.from_numpy(_grid_major(grad_cells.sum(axis=1)))
         grad_image = None if grad_image is None else torch.from_numpy(grad_image)

@@ -26,7 +26,7 @@ from numba.core.dispatcher import Dispatcher
 
 from benchmark import PROJECT_ROOT
 from benchmark.core.errors import BenchmarkError
-from benchmark.hdrnet import fused, simd_lookup
+from benchmark.hdrnet import fused, simd_backward, simd_lookup
 from benchmark.hdrnet.model import HDRNet
 from benchmark.imaging import antialias, grid
 
@@ -34,7 +34,7 @@ from benchmark.imaging import antialias, grid
 ENTRY_POINTS = (fused._guided_slice_apply_hwc, fused._slice_apply_nchw, fused._slice_apply_backward_nchw,
                 antialias._resize_hwc)
 # Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
-INLINED = (simd_lookup.__file__, grid.__file__)
+INLINED = (simd_lookup.__file__, simd_backward.__file__, grid.__file__)
 
 
 def compile_kernels() -> None:
