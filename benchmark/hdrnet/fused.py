@@ -346,7 +346,8 @@ def _slice_apply_backward_row(
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _simd_slice_backward_row(rowgrid: np.ndarray, start: np.ndarray, rows: np.ndarray, grad_rowgrid: np.ndarray) -> None:
     """``_slice_apply_backward_row`` without an image gradient, each segment and bin by
-    ``simd_backward`` on the padded row ``rows`` (its layout there); d loss / d gz lands in row 7."""
+    ``simd_backward.segment_bin_sums`` on ``rows``, the padded row as that reads it; d loss / d gz
+    lands in row 7."""
     depth = rowgrid.shape[1]
     for s in range(start.shape[0] - 1):
         lo, hi = start[s], start[s + 1]
