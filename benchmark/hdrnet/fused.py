@@ -501,6 +501,8 @@ def _slice_apply_backward_nchw(
         gz = np.empty(width, image.dtype)
         # simd: the row padded (r, g, b, dL/dO r, g, b, gz, d loss / d gz, x weight; padding 0)
         rows = np.zeros((9, width + LANES), image.dtype) if simd else np.zeros((9, 1), image.dtype)
+        if simd:
+            rows[8, :width] = wxs[b]  # the block's rows are all of item b
         for y in range(part * height // parts, (part + 1) * height // parts):
             r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
             if grad_image is None:  # pruned at compile time: the argument's type decides
@@ -518,8 +520,7 @@ def _slice_apply_backward_nchw(
             if simd:
                 rows[0, :width], rows[1, :width], rows[2, :width] = r, g, bl
                 rows[3, :width], rows[4, :width], rows[5, :width] = grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y]
-                rows[6, :width], rows[8, :width] = gz, wxs[b]
-                rows[7, :width] = 0
+                rows[6, :width], rows[7, :width] = gz, 0
                 _simd_slice_backward_row(rowgrid, starts[b], rows, grad_rowgrid)
                 grad_guide_row[:] = rows[7, :width]
             else:

@@ -9,7 +9,7 @@ remainder on segments whose width is no multiple of the vector width, and ends e
 bin in 24 separate horizontal sums. Here the pixels go in ``LANES``-wide blocks, the last one
 masked (the caller pads its rows by ``LANES``), in three passes that each fit the registers (d loss
 / d gz, the left cell's 12 sums, the right cell's), and the 24 sums are reduced together, pairwise
-across registers (23 shuffle pairs for 16 lanes): per 256-px training row 3.1 -> 2.1 us (DESIGN
+across registers (23 shuffle pairs for 16 lanes): per 256-px training row 3.4 -> 1.8 us (DESIGN
 §10). Used where ``simd_lookup.LANES`` > 0, for float32.
 """
 
@@ -21,7 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from benchmark.hdrnet.bilateral import N_COEFFS
-from benchmark.hdrnet.simd_lookup import LANES
+from benchmark.hdrnet.simd_lookup import LANES, float_vector_function, splat
 
 _I32 = ir.IntType(32)
 
@@ -78,14 +78,12 @@ def segment_bin_sums(typingctx, rowgrid, segment, bin_index, rows, lo, hi, grad_
         f32 = ir.FloatType()
         vf, vi, i64 = ir.VectorType(f32, lanes), ir.VectorType(_I32, lanes), ir.IntType(64)
         module = builder.module
-        fma = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf, vf, vf]), f"llvm.fma.v{lanes}f32")
-        fabs = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf]), f"llvm.fabs.v{lanes}f32")
-        maxnum = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf, vf]), f"llvm.maxnum.v{lanes}f32")
+        fma = float_vector_function(module, "llvm.fma", lanes, 3)
+        fabs = float_vector_function(module, "llvm.fabs", lanes, 1)
+        maxnum = float_vector_function(module, "llvm.maxnum", lanes, 2)
 
-        def splat(value, vector_type=vf):
-            first = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0))
-            return builder.shuffle_vector(first, ir.Constant(vector_type, ir.Undefined),
-                                          ir.Constant(vi, [ir.Constant(_I32, 0)] * lanes))
+        def spread(value):
+            return splat(builder, value, lanes)
 
         grid = context.make_array(signature.args[0])(context, builder, args[0])
         depth = cgutils.unpack_tuple(builder, grid.shape, 3)[1]
@@ -103,10 +101,10 @@ def segment_bin_sums(typingctx, rowgrid, segment, bin_index, rows, lo, hi, grad_
             return builder.load(address(grid.data, cell, k))
 
         right_cell = builder.add(segment, ir.Constant(i64, 1))
-        one, zero = splat(ir.Constant(f32, 1.0)), splat(ir.Constant(f32, 0.0))
-        d = splat(builder.sitofp(bin_index, f32))
+        one, zero = spread(ir.Constant(f32, 1.0)), spread(ir.Constant(f32, 0.0))
+        d = spread(builder.sitofp(bin_index, f32))
         iota = ir.Constant(vi, [ir.Constant(_I32, i) for i in range(lanes)])
-        hi_lanes = splat(builder.trunc(hi, _I32), vi)
+        hi_lanes = spread(builder.trunc(hi, _I32))
 
         def pointer(row, x):
             offset = builder.add(builder.mul(ir.Constant(i64, row), row_length), x)
@@ -114,7 +112,7 @@ def segment_bin_sums(typingctx, rowgrid, segment, bin_index, rows, lo, hi, grad_
 
         def block(x):
             """A block's pixels and weights: (r, g, b), (dL/dO r, g, b), t, tent weight, gz - d."""
-            inside = builder.icmp_signed("<", builder.add(iota, splat(builder.trunc(x, _I32), vi)), hi_lanes)
+            inside = builder.icmp_signed("<", builder.add(iota, spread(builder.trunc(x, _I32))), hi_lanes)
             values = [builder.load(pointer(row, x), align=4) for row in (0, 1, 2, 3, 4, 5, 6, 8)]
             dist = builder.fsub(values[6], d)
             tent = builder.call(maxnum, [builder.fsub(one, builder.call(fabs, [dist])), zero])
@@ -132,9 +130,9 @@ def segment_bin_sums(typingctx, rowgrid, segment, bin_index, rows, lo, hi, grad_
             for c in range(3):  # e_c (L_c . v + t (R_c . v - L_c . v)), L / R the left / right cell
                 sides = []
                 for cell in (segment, right_cell):
-                    value = splat(scalar(cell, 4 * c + 3))
+                    value = spread(scalar(cell, 4 * c + 3))
                     for j in range(3):
-                        value = builder.call(fma, [splat(scalar(cell, 4 * c + j)), pixel[j], value])
+                        value = builder.call(fma, [spread(scalar(cell, 4 * c + j)), pixel[j], value])
                     sides.append(value)
                 sliced = builder.call(fma, [t, builder.fsub(sides[1], sides[0]), sides[0]])
                 total = builder.call(fma, [errors[c], sliced, total])

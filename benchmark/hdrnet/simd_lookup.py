@@ -57,6 +57,22 @@ MAX_BINS = 8  # the table holds 8 bins (AVX2: one register each for values and c
 TABLE = 2 * MAX_BINS  # floats per coefficient table: [value at bins 0..7, change to the next bin at 0..7]
 
 
+def splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """The scalar IR ``value`` in each of ``lanes`` lanes of a vector."""
+    i32 = ir.IntType(32)
+    vector = ir.VectorType(value.type, lanes)
+    first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, lanes), [ir.Constant(i32, 0)] * lanes))
+
+
+def float_vector_function(module: ir.Module, name: str, lanes: int, arity: int) -> ir.Function:
+    """LLVM's elementwise intrinsic ``name`` (``"llvm.fma"``, ``"llvm.fabs"``, ...) on vectors of
+    ``lanes`` float32, declared in ``module``."""
+    vector = ir.VectorType(ir.FloatType(), lanes)
+    return cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * arity), f"{name}.v{lanes}f32")
+
+
 @intrinsic
 def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g, out_b, x, top_bin):
     """Slice and apply ``LANES`` pixels from column ``x``: out_c = (P_c + t Q_c) . (r, g, b, 1).
@@ -80,7 +96,7 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
         f32, i32 = ir.FloatType(), ir.IntType(32)
         vf, vi = ir.VectorType(f32, lanes), ir.VectorType(i32, lanes)
         module = builder.module
-        fma = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf, vf, vf]), f"llvm.fma.v{lanes}f32")
+        fma = float_vector_function(module, "llvm.fma", lanes, 3)
         if lanes == 16:  # vpermps zmm: table first, then indices
             permute = cgutils.get_or_insert_function(
                 module, ir.FunctionType(vf, [vf, vi]), "llvm.x86.avx512.permvar.sf.512"
@@ -103,11 +119,7 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
         x, top_bin = args[10], args[11]
 
         z = load(gz_ptr, x)
-        top = builder.trunc(top_bin, i32)
-        top_vec = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(vi, ir.Undefined), top, ir.Constant(i32, 0)),
-            ir.Constant(vi, ir.Undefined), ir.Constant(vi, [ir.Constant(i32, 0)] * lanes),
-        )
+        top_vec = splat(builder, builder.trunc(top_bin, i32), lanes)
         low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
         low = builder.select(builder.icmp_signed("<", low, top_vec), low, top_vec)  # bins low, low + 1
         frac = builder.fsub(z, builder.sitofp(low, vf))
