@@ -15,8 +15,9 @@ Loop layout, chosen so every inner loop runs along x with SIMD and no gathers:
   (two are non-zero), over the bins that some pixel of a block of 64 columns of the segment
   touches: 24 multiply-adds per pixel and bin, vectorised;
 - or, in inference on x86 with AVX2 / AVX-512 and 2-8 luma bins, each pixel looks its two bins
-  up in per-segment tables (``simd_lookup``; the tables, ``_lookup_tables``, are interpolated along
-  y per row like the grid): 1080p, one thread, 16.0 -> 11.3 ms (DESIGN §10);
+  up in per-segment tables (the tables, ``_lookup_tables``, are interpolated along y per row like
+  the grid), guide, slice and apply of a block of pixels in registers (``simd_lookup``): 1080p,
+  one thread, 16.0 -> 10.3 ms (DESIGN §10);
 - training's backward on those CPUs (float32, no image gradient) adds each segment's sums up in
   ``simd_backward`` (fixed-width blocks, the 24 sums reduced together).
 Rows run in parallel (numba threads = torch's thread count). The backward pass walks the same way
@@ -34,7 +35,13 @@ from numba import prange
 from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, checked_window
 from benchmark.hdrnet.simd_backward import segment_bin_sums
-from benchmark.hdrnet.simd_lookup import LANES, MAX_BINS, TABLE, lookup_slice_block
+from benchmark.hdrnet.simd_lookup import (
+    LANES,
+    MAX_BINS,
+    TABLE,
+    VECTORS,
+    guided_lookup_block,
+)
 from benchmark.imaging.grid import cell_coordinate
 
 GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
@@ -200,21 +207,6 @@ def _slice_apply_row(
                     seg_out_r[x] += w * (p0 * vr + p1 * vg + p2 * vb + p3 + t * (q0 * vr + q1 * vg + q2 * vb + q3))
                     seg_out_g[x] += w * (p4 * vr + p5 * vg + p6 * vb + p7 + t * (q4 * vr + q5 * vg + q6 * vb + q7))
                     seg_out_b[x] += w * (p8 * vr + p9 * vg + p10 * vb + p11 + t * (q8 * vr + q9 * vg + q10 * vb + q11))
-
-
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _lookup_slice_apply_row(
-    rowtables: np.ndarray, start: np.ndarray, wx: np.ndarray, gz: np.ndarray, r: np.ndarray, g: np.ndarray,
-    b: np.ndarray, out_r: np.ndarray, out_g: np.ndarray, out_b: np.ndarray, depth: int,
-) -> None:
-    """``_slice_apply_row`` by per-pixel lookups of each pixel's two luma bins (``simd_lookup``).
-
-    ``rowtables (Wg, 24, 16)``: ``_lookup_tables`` interpolated to the row; every row array has
-    ``LANES`` columns of padding (blocks run past a segment's end; the next segment overwrites them).
-    """
-    for s in range(start.shape[0] - 1):
-        for x in range(start[s], start[s + 1], LANES):
-            lookup_slice_block(rowtables, s, gz, wx, r, g, b, out_r, out_g, out_b, x, depth - 2)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -407,25 +399,19 @@ def _pointwise_guide_backward_row(
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _guided_slice_apply_hwc(
     image: np.ndarray, cells: np.ndarray, weights: tuple, tanh_p: np.ndarray, tanh_q: np.ndarray, clip: bool,
-    eight_bit: bool, lookup_bins: int, out: np.ndarray,
+    eight_bit: bool, out: np.ndarray,
 ) -> None:
     """``eight_bit``: ``image`` and ``out`` are uint8 (read as value / 255; written clamped to
-    [0, 1], x 255, rounded); otherwise both have the grid's float type. ``lookup_bins`` > 0: slice
-    by per-pixel lookups, ``cells`` being ``_lookup_tables`` of a grid with that many luma bins;
-    0: ``cells`` is ``_cell_major``."""
+    [0, 1], x 255, rounded); otherwise both have the grid's float type. ``cells``: ``_cell_major``."""
     height, width = image.shape[0], image.shape[1]
-    lookup = lookup_bins > 0
-    cells_x, depth = (cells.shape[2], lookup_bins) if lookup else (cells.shape[2] - 1, cells.shape[3])
-    pad = LANES if lookup else 0
-    wx = np.zeros(width + pad, cells.dtype)
-    wx[:width], start = _x_segments(width, 0, width, cells_x, cells)
+    cells_x = cells.shape[2] - 1
+    wx, start = _x_segments(width, 0, width, cells_x, cells)
     zero, one = cells.dtype.type(0), cells.dtype.type(1)
     scale = cells.dtype.type(1 / 255) if eight_bit else one
     levels, half = cells.dtype.type(255), cells.dtype.type(0.5)
     for y in prange(height):
         rowgrid = np.empty(cells.shape[2:], cells.dtype)
-        rows = np.empty((8, width + pad), cells.dtype)  # r, g, b, guide, gz, out r, g, b (+ padding)
-        rows[:, width:] = zero
+        rows = np.empty((8, width), cells.dtype)  # r, g, b, guide, gz, out r, g, b
         _row_grid(cells, 0, y, height, rowgrid)
         # a row of interleaved pixels as one flat array: a stride-3 index vectorises (shuffles), an
         # [x, c] index does not (1080p, one thread: reading 2.8 -> 1.3 ms, writing 2.6 -> 1.6 ms)
@@ -433,11 +419,8 @@ def _guided_slice_apply_hwc(
         for x in range(width):
             r[x], g[x], b[x] = pixels[3 * x] * scale, pixels[3 * x + 1] * scale, pixels[3 * x + 2] * scale
         _pointwise_guide_row(rows[0], rows[1], rows[2], weights, tanh_p, tanh_q, rows[3])
-        _clamped_z(rows[3], depth, rows[4])
-        if lookup:
-            _lookup_slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7], depth)
-        else:
-            _slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7])
+        _clamped_z(rows[3], cells.shape[3], rows[4])
+        _slice_apply_row(rowgrid, start, wx, rows[4], rows[0], rows[1], rows[2], rows[5], rows[6], rows[7])
         out_r, out_g, out_b, target = rows[5], rows[6], rows[7], out[y].reshape(-1)
         if eight_bit:  # NaN (from a NaN weight) compares false both ways: it becomes 0
             for x in range(width):
@@ -452,6 +435,35 @@ def _guided_slice_apply_hwc(
         else:
             for x in range(width):
                 target[3 * x], target[3 * x + 1], target[3 * x + 2] = out_r[x], out_g[x], out_b[x]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _lookup_guided_slice_apply_hwc(
+    image: np.ndarray, tables: np.ndarray, guide: np.ndarray, depth: int, clip: bool, out: np.ndarray
+) -> None:
+    """``_guided_slice_apply_hwc`` with every block of ``LANES`` pixels guided, sliced and applied in
+    registers (``simd_lookup.guided_lookup_block``); ``tables``: ``_lookup_tables`` of a grid of
+    ``depth`` luma bins, ``guide``: ``_guide_constants``."""
+    height, width = image.shape[0], image.shape[1]
+    block = VECTORS * LANES
+    wx = np.zeros(width + block, tables.dtype)  # blocks read x weights past the row's end
+    wx[:width], start = _x_segments(width, 0, width, tables.shape[2], tables)
+    for y in prange(height):
+        rowtables = np.empty(tables.shape[2:], tables.dtype)
+        tail = np.zeros((2, 3 * block), image.dtype)  # the row's last, partial block: in, out
+        _row_grid(tables, 0, y, height, rowtables)
+        pixels, target = image[y].reshape(-1), out[y].reshape(-1)
+        segment = 0
+        for x in range(0, width, block):
+            while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
+                segment += 1
+            if x + block <= width:
+                guided_lookup_block(rowtables, start, segment, wx, x, pixels, x, target, x, guide, depth - 2, clip)
+            else:
+                count = 3 * (width - x)
+                tail[0, :count] = pixels[3 * x:]
+                guided_lookup_block(rowtables, start, segment, wx, x, tail[0], 0, tail[1], 0, guide, depth - 2, clip)
+                target[3 * x:] = tail[1, :count]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -548,6 +560,14 @@ def _tanh_coefficients(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return np.array(_TANH_P, dtype), np.array(_TANH_Q, dtype)
 
 
+def _guide_constants(weights: tuple[np.ndarray, ...]) -> np.ndarray:
+    """What ``simd_lookup.guided_lookup_block`` reads: W1 (row-major), b1, w2, b2 of the 3-16-1
+    guide, then the rational tanh's clamp, numerator and denominator coefficients (93 float32)."""
+    w1, b1, w2, b2 = weights
+    parts = (w1.ravel(), b1, w2, b2, (_TANH_CLAMP,), _TANH_P, _TANH_Q)
+    return np.concatenate([np.asarray(part, np.float32).ravel() for part in parts])
+
+
 def guided_slice_apply(
     image: np.ndarray, grid: np.ndarray, hidden_weight: np.ndarray, hidden_bias: np.ndarray,
     out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True, out: np.ndarray | None = None,
@@ -576,11 +596,12 @@ def guided_slice_apply(
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))
     grid = np.asarray(grid, np.float32)
     depth = grid.shape[2]
-    lookup_bins = depth if LANES > 0 and 2 <= depth <= MAX_BINS else 0
-    cells = _lookup_tables(grid) if lookup_bins else _cell_major(grid)
-    _guided_slice_apply_hwc(
-        image, cells, weights, *_tanh_coefficients(np.float32), clip, image.dtype == np.uint8, lookup_bins, out
-    )
+    if LANES > 0 and 2 <= depth <= MAX_BINS:
+        _lookup_guided_slice_apply_hwc(image, _lookup_tables(grid), _guide_constants(weights), depth, clip, out)
+    else:
+        _guided_slice_apply_hwc(
+            image, _cell_major(grid), weights, *_tanh_coefficients(np.float32), clip, image.dtype == np.uint8, out
+        )
     return out
 
 

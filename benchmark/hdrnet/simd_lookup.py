@@ -1,4 +1,4 @@
-"""Trilinear slice + affine apply of a block of pixels by per-pixel table lookups (x86 SIMD, numba).
+"""HDRNet's inference at full resolution, a block of pixels at a time in x86 SIMD registers (numba).
 
 The fused kernel's portable slice (``fused._slice_apply_row``) sums over every luma bin some
 pixel of a block touches (4-5 on a trained guide, 24 multiply-adds per pixel and bin), because
@@ -9,12 +9,18 @@ fixed) is a table over the luma bins: its value at bin d and its change to bin d
 cell and for the change towards the right cell, so each pixel reads exactly its two bins: 4
 lookups and 2 multiply-adds per coefficient, then the apply (DESIGN §10).
 
+``guided_lookup_block`` does all of a block's work in registers: one load of the interleaved
+pixels (float32 or 8-bit), split into r, g, b by shuffles, the pointwise guide, the lookups, the
+apply, the clamp and one interleaved store, for ``VECTORS`` vectors at once (their dependency
+chains interleaved). Per 1080p frame on one thread this is 11.7 -> 10.3 ms against the row
+pipeline it replaced (planes of r, g, b, guide, gz and outputs in memory; DESIGN §10).
+
 ``LANES`` is 16 (AVX-512F), 8 (AVX2 + FMA) or 0 (anything else, or numba told to compile for a
 CPU other than this one: ``NUMBA_CPU_NAME``); with 0 the fused kernel keeps its portable slice.
 ``BILATERAL_BENCH_SIMD_LANES=0|8|16`` asks for fewer (tests, comparisons); numba's cache keeps one
 build per source, so set it with its own ``NUMBA_CACHE_DIR``. This code is inlined into
-``fused``'s kernels, which numba's cache keys on ``fused.py`` alone: after editing this file,
-touch that one (``benchmark.hdrnet.warmup`` then refills the cache).
+``fused``'s kernels, which numba's cache keys on ``fused.py`` alone: ``warmup.INLINED`` names this
+file, so an edit here refills the cache.
 """
 
 from __future__ import annotations
@@ -73,28 +79,50 @@ def float_vector_function(module: ir.Module, name: str, lanes: int, arity: int) 
     return cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * arity), f"{name}.v{lanes}f32")
 
 
-@intrinsic
-def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g, out_b, x, top_bin):
-    """Slice and apply ``LANES`` pixels from column ``x``: out_c = (P_c + t Q_c) . (r, g, b, 1).
+VECTORS = 2  # guided_lookup_block handles VECTORS x LANES pixels per call, their dependency chains interleaved
 
-    ``tables[segment] (24, 16) float32`` (``tables`` is ``(Wg, 24, 16)``, indexed here so that no
-    array view is made per block): rows 0-11 the left cell's coefficients (P), rows 12-23 the
-    change towards the right cell (Q); each row holds the values at bins 0..7, then from column 8
-    the change to the next bin. ``gz`` is the clamped luma coordinate in [0, top_bin + 1], ``wx``
-    the x weight t. Reads and writes ``LANES`` floats from ``x`` with no mask: the caller pads its
-    rows and walks segments left to right, so lanes past a segment are overwritten by the next one.
+
+@intrinsic
+def guided_lookup_block(typingctx, tables, start, segment, wx, x, src, src_pixel, dst, dst_pixel, guide, top_bin, clip):
+    """Guide, slice and apply ``BLOCK`` (= ``VECTORS`` x ``LANES``) interleaved RGB pixels from
+    column ``x``, all in registers.
+
+    ``src`` / ``dst``: flat rows of interleaved pixels, both float32 (values in [0, 1]) or both
+    uint8 (read as value / 255, written clamped, x 255 and rounded), read and written from pixel
+    ``src_pixel`` / ``dst_pixel`` (``BLOCK`` pixels, unmasked: the caller keeps them in the row).
+    ``tables (Wg, 24, 16) float32``: the row's tables (``fused._lookup_tables`` interpolated along
+    y): rows 0-11 a segment's left-cell coefficients (P), rows 12-23 their change towards the right
+    cell (Q); each row the values at bins 0..7, then from column 8 the change to the next bin.
+    ``start``: each segment's first column (``fused._x_segments``); ``segment`` the one holding
+    column ``x``: a block that reaches into the next segments is sliced with each one's tables, each
+    lane keeping its own segment's result. ``wx``: the x weight t per column (padded by ``BLOCK``).
+    ``guide``: ``fused._guide_constants`` (W1 row-major, b1, w2, b2, the rational tanh's clamp, p, q).
+    ``top_bin``: the grid's luma bins - 2 (the last bin a pixel's lower one can be). ``clip``:
+    clamp a float output to [0, 1]. NaN anywhere becomes luma coordinate 0 (never an index outside
+    the tables) and, clamped, output 0.
     """
-    row = types.Array(types.float32, 1, "C")
-    if tables != types.Array(types.float32, 3, "C") or any(a != row for a in (gz, wx, r, g, b, out_r, out_g, out_b)):
+    row_f32 = types.Array(types.float32, 1, "C")
+
+    def pixel_row(array):  # a read-only photo is fine (its row type says so)
+        return isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C" and array.dtype == dst.dtype
+
+    if tables != types.Array(types.float32, 3, "C") or start != types.Array(types.int64, 1, "C"):
         return None
-    sig = types.void(tables, types.intp, gz, wx, r, g, b, out_r, out_g, out_b, types.intp, types.intp)
+    if wx != row_f32 or guide != row_f32 or dst.dtype not in (types.float32, types.uint8) or not dst.mutable:
+        return None
+    if not (pixel_row(src) and pixel_row(dst)):
+        return None
+    sig = types.void(tables, start, types.intp, wx, types.intp, src, types.intp, dst, types.intp, guide,
+                     types.intp, types.boolean)
 
     def codegen(context, builder, signature, args):
         lanes = LANES
         if lanes == 0:  # the kernel checks LANES before calling: never reached, but still compiled
             return context.get_dummy_value()
-        f32, i32 = ir.FloatType(), ir.IntType(32)
+        eight_bit = signature.args[7].dtype == types.uint8
+        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
         vf, vi = ir.VectorType(f32, lanes), ir.VectorType(i32, lanes)
+        vectors = range(VECTORS)
         module = builder.module
         fma = float_vector_function(module, "llvm.fma", lanes, 3)
         if lanes == 16:  # vpermps zmm: table first, then indices
@@ -104,43 +132,149 @@ def lookup_slice_block(typingctx, tables, segment, gz, wx, r, g, b, out_r, out_g
         else:  # vpermps ymm: table first, then indices
             permute = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf, vi]), "llvm.x86.avx2.permps")
 
-        def data(array_type, value):
-            return context.make_array(array_type)(context, builder, value).data
+        def data(index):
+            return context.make_array(signature.args[index])(context, builder, args[index]).data
 
         def load(pointer, offset):
-            address = builder.gep(pointer, [offset])
-            return builder.load(builder.bitcast(address, vf.as_pointer()), align=4)
+            return builder.load(builder.bitcast(builder.gep(pointer, [offset]), vf.as_pointer()), align=4)
 
-        segment_offset = builder.mul(args[1], ir.Constant(args[1].type, 2 * N_COEFFS * TABLE))
-        table_ptr = builder.gep(data(signature.args[0], args[0]), [segment_offset])
-        gz_ptr, wx_ptr, r_ptr, g_ptr, b_ptr, or_ptr, og_ptr, ob_ptr = (
-            data(row, value) for value in args[2:10]
-        )
-        x, top_bin = args[10], args[11]
+        def offset(value, add):
+            return builder.add(value, ir.Constant(i64, add))
 
-        z = load(gz_ptr, x)
-        top_vec = splat(builder, builder.trunc(top_bin, i32), lanes)
-        low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
-        low = builder.select(builder.icmp_signed("<", low, top_vec), low, top_vec)  # bins low, low + 1
-        frac = builder.fsub(z, builder.sitofp(low, vf))
-        change = builder.add(low, ir.Constant(vi, [ir.Constant(i32, MAX_BINS)] * lanes)) if lanes == 16 else low
-        t = load(wx_ptr, x)
-        pixel = (load(r_ptr, x), load(g_ptr, x), load(b_ptr, x))
+        def scalar(pointer, index):
+            return splat(builder, builder.load(builder.gep(pointer, [ir.Constant(i64, index)])), lanes)
+
+        def constant(value):
+            return ir.Constant(vf, [ir.Constant(f32, value)] * lanes)
+
+        def call(function, *operands):
+            return builder.call(function, list(operands))
+
+        def clamped(value, low, high):  # ordered compares: NaN becomes low
+            value = builder.select(builder.fcmp_ordered(">", value, low), value, low)
+            return builder.select(builder.fcmp_ordered("<", value, high), value, high)
+
+        def indices(values):
+            return ir.Constant(ir.VectorType(i32, len(values)), [ir.Constant(i32, k) for k in values])
+
+        tables_ptr, start_ptr, wx_ptr, guide_ptr = data(0), data(1), data(3), data(9)
+        segment, x, top_bin, clip = args[2], args[4], args[10], args[11]
+        element = ir.IntType(8) if eight_bit else f32
+        interleaved = ir.VectorType(element, 3 * lanes)
+        align = 1 if eight_bit else 4
+
+        # the pixels: per vector one load of 3 x LANES values, split into r, g, b (shuffles)
+        def interleaved_at(index, v):  # (not a GEP over vectors: LLVM pads a 3 x LANES vector's size to a power of 2)
+            first_value = builder.mul(offset(args[index + 1], v * lanes), ir.Constant(i64, 3))
+            return builder.bitcast(builder.gep(data(index), [first_value]), interleaved.as_pointer())
+
+        rgb = []
+        for v in vectors:
+            pixels = builder.load(interleaved_at(5, v), align=align)
+            if eight_bit:
+                wide = ir.VectorType(f32, 3 * lanes)
+                pixels = builder.fmul(builder.uitofp(pixels, wide), ir.Constant(wide, [ir.Constant(f32, 1 / 255)] * 3 * lanes))
+            undefined = ir.Constant(pixels.type, ir.Undefined)
+            rgb.append([builder.shuffle_vector(pixels, undefined, indices(range(c, 3 * lanes, 3))) for c in range(3)])
+
+        # the guide, sigmoid(w2 . relu(W1 p + b1) + b2) (google/hdrnet's pointwise guide), the
+        # sigmoid as (1 + tanh(s / 2)) / 2 with fused's rational tanh; sums in several chains and
+        # Estrin's scheme for the polynomials: a block is otherwise one long chain of latencies
+        zero, half = constant(0.0), constant(0.5)
+        hidden, chains = 16, max(1, 4 // VECTORS)
+        totals = [[scalar(guide_ptr, 5 * hidden)] + [zero] * (chains - 1) for _ in vectors]
+        for i in range(hidden):
+            w = [scalar(guide_ptr, 3 * i + j) for j in range(3)]
+            bias, out_w = scalar(guide_ptr, 3 * hidden + i), scalar(guide_ptr, 4 * hidden + i)
+            for v in vectors:
+                pre = call(fma, w[2], rgb[v][2], call(fma, w[1], rgb[v][1], call(fma, w[0], rgb[v][0], bias)))
+                relu = builder.select(builder.fcmp_ordered(">", pre, zero), pre, zero)
+                totals[v][i % chains] = call(fma, out_w, relu, totals[v][i % chains])
+        tanh_at = 5 * hidden + 1
+        bound = scalar(guide_ptr, tanh_at)
+        p = [scalar(guide_ptr, tanh_at + 1 + k) for k in range(7)]  # p0 s2^6 + ... + p6
+        q = [scalar(guide_ptr, tanh_at + 8 + k) for k in range(4)]  # q0 s2^3 + ... + q3
+        top_i = builder.trunc(top_bin, i32)
+        top = builder.sitofp(builder.add(top_i, ir.Constant(i32, 1)), f32)
+        depth, top_bins = splat(builder, builder.fadd(top, ir.Constant(f32, 1.0)), lanes), splat(builder, top_i, lanes)
+        low, frac, change = [], [], []
+        for v in vectors:
+            total = totals[v][0]
+            for other in totals[v][1:]:
+                total = builder.fadd(total, other)
+            s = builder.fmul(total, half)
+            s = builder.select(builder.fcmp_ordered("<", s, bound), s, bound)
+            s = builder.select(builder.fcmp_ordered(">", s, builder.fneg(bound)), s, builder.fneg(bound))
+            s2 = builder.fmul(s, s)
+            s4 = builder.fmul(s2, s2)
+            pairs = [call(fma, p[k], s2, p[k + 1]) for k in (0, 2, 4)]
+            numerator = call(fma, call(fma, call(fma, pairs[0], s4, pairs[1]), s4, pairs[2]), s2, p[6])
+            denominator = call(fma, call(fma, q[0], s2, q[1]), s4, call(fma, q[2], s2, q[3]))
+            guide_value = call(fma, half, builder.fdiv(builder.fmul(s, numerator), denominator), half)
+            # luma coordinate gz = guide D - 0.5 in [0, D - 1]; bins low, low + 1 (eq. 5's tent weights)
+            z = clamped(builder.fsub(builder.fmul(guide_value, depth), half), zero, splat(builder, top, lanes))
+            bin_low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
+            bin_low = builder.select(builder.icmp_signed("<", bin_low, top_bins), bin_low, top_bins)
+            low.append(bin_low)
+            frac.append(builder.fsub(z, builder.sitofp(bin_low, vf)))
+            change.append(builder.add(bin_low, ir.Constant(vi, [ir.Constant(i32, MAX_BINS)] * lanes)) if lanes == 16 else bin_low)
+        t = [load(wx_ptr, offset(x, v * lanes)) for v in vectors]
+
+        # per segment the block reaches: slice + apply with its tables, kept in its own lanes
+        first = builder.trunc(x, i32)
+        columns = [builder.add(splat(builder, first, lanes), indices(range(v * lanes, (v + 1) * lanes))) for v in vectors]
+        block_end = offset(x, VECTORS * lanes)
+        start_shape = context.make_array(signature.args[1])(context, builder, args[1]).shape
+        segments = builder.sub(builder.extract_value(start_shape, 0), ir.Constant(i64, 1))
+        results = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in vectors]
+        current = cgutils.alloca_once_value(builder, segment)
+        check = builder.append_basic_block("segment_check")
+        body = builder.append_basic_block("segment_body")
+        done = builder.append_basic_block("segments_done")
+        builder.branch(check)
+        builder.position_at_end(check)
+        index = builder.load(current)
+        first_column = builder.load(builder.gep(start_ptr, [index]))
+        more = builder.and_(builder.icmp_signed("<", index, segments), builder.icmp_signed("<", first_column, block_end))
+        builder.cbranch(more, body, done)
+        builder.position_at_end(body)
+        end_column = builder.load(builder.gep(start_ptr, [offset(index, 1)]))
+        begin, end = (splat(builder, builder.trunc(c, i32), lanes) for c in (first_column, end_column))
+        inside = [builder.and_(builder.icmp_signed(">=", c, begin), builder.icmp_signed("<", c, end)) for c in columns]
+        table_ptr = builder.gep(tables_ptr, [builder.mul(index, ir.Constant(i64, 2 * N_COEFFS * TABLE))])
 
         def coefficient(k):
-            """Coefficient table row k at each lane's gz: value(low) + frac * change(low)."""
-            base = ir.Constant(ir.IntType(64), TABLE * k)
-            values = load(table_ptr, base)
-            changes = values if lanes == 16 else load(table_ptr, builder.add(base, ir.Constant(ir.IntType(64), MAX_BINS)))
-            return builder.call(fma, [frac, builder.call(permute, [changes, change]), builder.call(permute, [values, low])])
+            """Coefficient table row k at each vector's lanes' gz: value(low) + frac * change(low)."""
+            values = load(table_ptr, ir.Constant(i64, TABLE * k))
+            changes = values if lanes == 16 else load(table_ptr, ir.Constant(i64, TABLE * k + MAX_BINS))
+            return [call(fma, frac[v], call(permute, changes, change[v]), call(permute, values, low[v])) for v in vectors]
 
-        for c, out_ptr in enumerate((or_ptr, og_ptr, ob_ptr)):
-            p, q = coefficient(4 * c + 3), coefficient(N_COEFFS + 4 * c + 3)
+        for c in range(3):
+            p_sum, q_sum = coefficient(4 * c + 3), coefficient(N_COEFFS + 4 * c + 3)
             for j in range(3):
-                p = builder.call(fma, [coefficient(4 * c + j), pixel[j], p])
-                q = builder.call(fma, [coefficient(N_COEFFS + 4 * c + j), pixel[j], q])
-            out = builder.call(fma, [t, q, p])
-            builder.store(out, builder.bitcast(builder.gep(out_ptr, [x]), vf.as_pointer()), align=4)
+                p_k, q_k = coefficient(4 * c + j), coefficient(N_COEFFS + 4 * c + j)
+                p_sum = [call(fma, p_k[v], rgb[v][j], p_sum[v]) for v in vectors]
+                q_sum = [call(fma, q_k[v], rgb[v][j], q_sum[v]) for v in vectors]
+            for v in vectors:
+                result = results[v][c]
+                builder.store(builder.select(inside[v], call(fma, t[v], q_sum[v], p_sum[v]), builder.load(result)), result)
+        builder.store(offset(index, 1), current)
+        builder.branch(check)
+        builder.position_at_end(done)
+
+        # out: clamped (8-bit: and x 255 + 0.5, truncated), interleaved, one store per vector
+        order = [k for i in range(lanes) for k in (i, lanes + i, 2 * lanes + i)]
+        for v in vectors:
+            out = [builder.load(result) for result in results[v]]
+            if eight_bit:
+                levels = constant(255.0)
+                out = [builder.fptoui(call(fma, clamped(o, zero, constant(1.0)), levels, half), ir.VectorType(element, lanes))
+                       for o in out]
+            else:
+                out = [builder.select(clip, clamped(o, zero, constant(1.0)), o) for o in out]
+            red_green = builder.shuffle_vector(out[0], out[1], indices(range(2 * lanes)))
+            blue = builder.shuffle_vector(out[2], ir.Constant(out[2].type, ir.Undefined), indices([*range(lanes), *range(lanes)]))
+            builder.store(builder.shuffle_vector(red_green, blue, indices(order)), interleaved_at(7, v), align=align)
         return context.get_dummy_value()
 
     return sig, codegen
