@@ -30,9 +30,10 @@ from benchmark.hdrnet import fused, simd_backward, simd_lookup
 from benchmark.hdrnet.model import HDRNet
 from benchmark.imaging import antialias, grid
 
-# The kernels Python calls; the kernels they call are compiled (and cached) with them.
-ENTRY_POINTS = (fused._guided_slice_apply_hwc, fused._slice_apply_nchw, fused._slice_apply_backward_nchw,
-                antialias._resize_hwc)
+# The kernels Python calls (of inference's two, the one this CPU runs: compile_kernels' model has 8
+# luma bins); the kernels they call are compiled (and cached) with them.
+_INFERENCE = fused._lookup_guided_slice_apply_hwc if fused.LANES else fused._guided_slice_apply_hwc
+ENTRY_POINTS = (_INFERENCE, fused._slice_apply_nchw, fused._slice_apply_backward_nchw, antialias._resize_hwc)
 # Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
 INLINED = (simd_lookup.__file__, simd_backward.__file__, grid.__file__)
 
