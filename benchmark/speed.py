@@ -9,8 +9,11 @@ p90_ms, threads, device, ...), ``speed.csv``, ``speed.png``/``.pdf`` (time again
 log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRNet's stages:
 ``downsample`` (the antialiased squeeze to 256x256), ``lowres_net`` (the coefficient network),
 ``fullres`` (the fused guide + slice + apply
-kernel), ``fullres_grid_sample`` (the same stage as every PyTorch port does it: 1x1-conv guide,
-``grid_sample``, apply), ``total`` (photo in, photo out); ``train_step`` / ``train_step_grid_sample``
+kernel, writing into a buffer allocated once, as the bound's copy does), ``fullres_grid_sample`` (the
+same stage as every PyTorch port does it: 1x1-conv guide, ``grid_sample``, apply), ``total`` (photo
+in, photo out: a new output array per call), ``total_video`` (the same into one output buffer reused
+call after call, as a video pipeline's frames), ``total_uint8`` / ``fullres_uint8`` (8-bit in and
+out); ``train_step`` / ``train_step_grid_sample``
 time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with their
 whole-photo views. The ``bound`` row
 ``fullres_bandwidth`` is the time to read the input and write the output once at the measured copy
@@ -284,6 +287,9 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
             line += f", {grid_sample / fused:.0f}x faster than grid_sample ({grid_sample:.1f} ms)"
         if total is not None and reference is not None:
             line += f"; HDRNet {total:.2f} ms end to end, {reference / total:.1f}x faster than the reference ({reference:.1f} ms)"
+        video = get("hdrnet", "total_video")
+        if video is not None:
+            line += f"; into a reused output buffer (video) {video:.2f} ms"
         eight_bit, eight_bit_bound = get("hdrnet", "total_uint8"), get("bound", "fullres_bandwidth_uint8")
         if eight_bit is not None and total is not None:
             line += f"; uint8 in and out {eight_bit:.2f} ms = {eight_bit / total:.0%} of float32"

@@ -91,6 +91,11 @@ def test_model_inference_equals_grid_sample_model(guide: str) -> None:
     assert ours.shape == image.shape and ours.dtype == np.float32
     assert np.abs(ours - theirs).max() < 1e-5
     assert ours.min() >= 0 and ours.max() <= 1
+    for model, expected in ((fused, ours), (reference, theirs)):  # into a frame buffer (video), either path
+        frame = np.empty_like(image)
+        assert model.enhance(image, out=frame) is frame and np.array_equal(frame, expected)
+        with pytest.raises(ValueError, match="out must be"):
+            model.enhance(image, out=np.empty((70, 110, 3), np.uint8))
 
 
 def test_inference_on_a_strided_view_equals_its_contiguous_copy() -> None:

@@ -27,7 +27,7 @@ def test_speed_json_has_every_stage(tmp_path: Path) -> None:
     stages = {(row["method"], row["stage"]) for row in rows}
     for expected in [("reference", "total"), ("bicubic", "total"), ("bound", "fullres_bandwidth"),
                      ("hdrnet", "total"), ("hdrnet", "downsample"), ("hdrnet", "lowres_net"), ("hdrnet", "fullres"),
-                     ("hdrnet", "fullres_grid_sample"), ("hdrnet", "train_step"),
+                     ("hdrnet", "total_video"), ("hdrnet", "fullres_grid_sample"), ("hdrnet", "train_step"),
                      ("hdrnet", "train_step_grid_sample"), ("hdrnet", "peak_memory")]:
         assert expected in stages
     for row in timed:

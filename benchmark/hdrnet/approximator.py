@@ -44,7 +44,8 @@ class HDRNetApproximator(NetworkApproximator):
         self, image: np.ndarray, operator: Operator | None, device: torch.device
     ) -> dict[str, Callable[[], object]]:
         """total, downsample, lowres_net, fullres (the fused kernel: numba on CPU, Triton on CUDA) and
-        fullres_grid_sample on ``device`` (a CUDA device gets a copy of the network)."""
+        fullres_grid_sample on ``device`` (a CUDA device gets a copy of the network); on CPU also
+        total_video (into a reused output buffer), total_uint8 and fullres_uint8."""
         model = self.network.eval()
         if device.type != "cpu":
             model = copy.deepcopy(model).to(device)
@@ -61,14 +62,15 @@ class HDRNetApproximator(NetworkApproximator):
         hidden, out = model.guide.hidden, model.guide.out
         if device.type == "cpu":
             grid_np = grid.numpy()
-            stages["fullres"] = lambda: guided_slice_apply(
-                image, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
-            )
+            weights = (hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy())
             eight_bit = np.rint(image * 255).astype(np.uint8)  # 8-bit in, 8-bit out, as cameras and files are
+            frame, frame_eight_bit = np.empty_like(image), np.empty_like(eight_bit)
+            # a video pipeline's frames: the output buffer allocated once (no page faults per frame)
+            stages["total_video"] = lambda: model.enhance(image, out=frame)
             stages["total_uint8"] = lambda: model.enhance(eight_bit)
-            stages["fullres_uint8"] = lambda: guided_slice_apply(
-                eight_bit, grid_np, hidden.weight.numpy(), hidden.bias.numpy(), out.weight.numpy(), out.bias.numpy()
-            )
+            # the kernel alone writes into a buffer allocated once, as the bound's copy does
+            stages["fullres"] = lambda: guided_slice_apply(image, grid_np, *weights, out=frame)
+            stages["fullres_uint8"] = lambda: guided_slice_apply(eight_bit, grid_np, *weights, out=frame_eight_bit)
         else:
             # Triton is imported only where a GPU runs it
             from benchmark.hdrnet import triton_kernels
