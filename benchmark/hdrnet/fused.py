@@ -127,18 +127,26 @@ def _grid_major(cells: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(folded.transpose(0, 4, 3, 1, 2))
 
 
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def _lookup_tables(grid: np.ndarray) -> np.ndarray:
     """``(1, 12, D, Hg, Wg)`` -> ``(1, Hg, Wg, 24, 16)``, the tables ``simd_lookup`` reads per x cell:
-    rows 0-11 the cell's coefficients, rows 12-23 their change to the next x cell (the last cell
-    repeated); each row the values at bins 0..D-1, then from column 8 the change to the next bin.
+    rows 0-11 the cell's coefficients, rows 12-23 their change to the next x cell (0 at the last
+    cell); each row the values at bins 0..D-1, then from column 8 the change to the next bin.
     Linear in the grid, so a row's tables are these interpolated along y like the grid itself."""
-    cells = _cell_major(grid).transpose(0, 1, 2, 4, 3)  # (1, Hg, Wg + 1, 12, D)
-    left = cells[:, :, :-1]
-    both = np.concatenate([left, cells[:, :, 1:] - left], axis=3)  # (1, Hg, Wg, 24, D)
-    depth = both.shape[-1]
-    tables = np.zeros(both.shape[:-1] + (TABLE,), grid.dtype)
-    tables[..., :depth] = both
-    tables[..., MAX_BINS:MAX_BINS + depth - 1] = np.diff(both, axis=-1)
+    batch, _, depth, cells_y, cells_x = grid.shape
+    tables = np.zeros((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), grid.dtype)
+    for item in prange(batch * cells_y):
+        b, y = item // cells_y, item % cells_y
+        for x in range(cells_x):
+            right = min(x + 1, cells_x - 1)
+            for k in range(N_COEFFS):
+                left_cell, change = tables[b, y, x, k], tables[b, y, x, N_COEFFS + k]
+                for d in range(depth):
+                    left_cell[d] = grid[b, k, d, y, x]
+                    change[d] = grid[b, k, d, y, right] - grid[b, k, d, y, x]
+                for d in range(depth - 1):
+                    left_cell[MAX_BINS + d] = left_cell[d + 1] - left_cell[d]
+                    change[MAX_BINS + d] = change[d + 1] - change[d]
     return tables
 
 
