@@ -135,8 +135,8 @@ def guided_lookup_block(typingctx, tables, start, segment, wx, x, src, src_pixel
         def data(index):
             return context.make_array(signature.args[index])(context, builder, args[index]).data
 
-        def load(pointer, offset):
-            return builder.load(builder.bitcast(builder.gep(pointer, [offset]), vf.as_pointer()), align=4)
+        def load(pointer, at):
+            return builder.load(builder.bitcast(builder.gep(pointer, [at]), vf.as_pointer()), align=4)
 
         def offset(value, add):
             return builder.add(value, ir.Constant(i64, add))
