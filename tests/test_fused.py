@@ -220,6 +220,32 @@ def test_lookup_slice_equals_the_bin_sweep(monkeypatch: pytest.MonkeyPatch) -> N
         _assert_slices_agree(out, guided_slice_apply(image, grid, *weights, clip=False))
 
 
+def test_hidden_units_dead_on_the_unit_cube_are_skipped_only_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guide unit whose pre-activation cannot be positive on [0, 1]^3 adds exactly 0 there: the
+    SIMD block skips it for pixels in [0, 1] (the same bits as computing it) and computes it for a
+    block holding any pixel outside (float photos beyond [0, 1], against the portable sweep)."""
+    if simd_lookup.LANES == 0:
+        pytest.skip("this CPU has neither AVX2 nor AVX-512: the lookup slice is not built")
+    cases, live_units = _lookup_cases(), 0
+    for image, grid, (w1, b1, w2, b2) in cases:
+        constants = fused._guide_constants((w1, b1, w2.ravel(), b2))
+        live_units += int(constants[-16:].sum())
+        every_unit = constants.copy()
+        every_unit[-16:] = 1
+        outputs = []
+        for guide in (constants, every_unit):
+            out = np.empty_like(image)
+            fused._lookup_guided_slice_apply_hwc(image, fused._lookup_tables(grid), guide, grid.shape[2], True, out)
+            outputs.append(out)
+        assert np.array_equal(*outputs)
+    assert 0 < live_units < 16 * len(cases)  # the cases have dead units and live ones
+    stretched = [(image * 3 - 1, grid, weights) for image, grid, weights in cases[::2]]  # float32 in [-1, 2]
+    ours = [guided_slice_apply(image, grid, *weights, clip=False) for image, grid, weights in stretched]
+    monkeypatch.setattr(fused, "LANES", 0)
+    for (image, grid, weights), out in zip(stretched, ours):
+        _assert_slices_agree(out, guided_slice_apply(image, grid, *weights, clip=False))
+
+
 def test_a_read_only_photo_and_an_in_place_output_give_the_same_result() -> None:
     """The SIMD path reads each block of pixels before writing it, so ``out`` may be the photo
     itself (a video pipeline's buffer); a read-only photo (a memory map) is read as any other."""

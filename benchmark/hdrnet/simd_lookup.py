@@ -96,7 +96,8 @@ def guided_lookup_block(typingctx, tables, start, segment, wx, x, src, src_pixel
     ``start``: each segment's first column (``fused._x_segments``); ``segment`` the one holding
     column ``x``: a block that reaches into the next segments is sliced with each one's tables, each
     lane keeping its own segment's result. ``wx``: the x weight t per column (padded by ``BLOCK``).
-    ``guide``: ``fused._guide_constants`` (W1 row-major, b1, w2, b2, the rational tanh's clamp, p, q).
+    ``guide``: ``fused._guide_constants`` (W1 row-major, b1, w2, b2, the rational tanh's clamp, p, q,
+    which hidden units can be positive on [0, 1]^3: the others are skipped for blocks inside it).
     ``top_bin``: the grid's luma bins - 2 (the last bin a pixel's lower one can be). ``clip``:
     clamp a float output to [0, 1]. NaN anywhere becomes luma coordinate 0 (never an index outside
     the tables) and, clamped, output 0.
@@ -182,15 +183,34 @@ def guided_lookup_block(typingctx, tables, start, segment, wx, x, src, src_pixel
         # Estrin's scheme for the polynomials: a block is otherwise one long chain of latencies
         zero, half = constant(0.0), constant(0.5)
         hidden, chains = 16, max(1, 4 // VECTORS)
-        totals = [[scalar(guide_ptr, 5 * hidden)] + [zero] * (chains - 1) for _ in vectors]
-        for i in range(hidden):
-            w = [scalar(guide_ptr, 3 * i + j) for j in range(3)]
-            bias, out_w = scalar(guide_ptr, 3 * hidden + i), scalar(guide_ptr, 4 * hidden + i)
-            for v in vectors:
-                pre = call(fma, w[2], rgb[v][2], call(fma, w[1], rgb[v][1], call(fma, w[0], rgb[v][0], bias)))
-                relu = builder.select(builder.fcmp_ordered(">", pre, zero), pre, zero)
-                totals[v][i % chains] = call(fma, out_w, relu, totals[v][i % chains])
         tanh_at = 5 * hidden + 1
+        active_at = tanh_at + 12  # after the clamp, 7 p and 4 q
+        # a unit dead on [0, 1]^3 adds exactly 0 there: skipped when every pixel of the block is in
+        # [0, 1] (8-bit photos always; NaN fails the ordered compares: that block computes them all)
+        if eight_bit:
+            unit_cube = ir.Constant(ir.IntType(1), 1)
+        else:
+            unit_cube = None
+            for v in vectors:
+                for value in rgb[v]:
+                    inside = builder.and_(builder.fcmp_ordered(">=", value, zero), builder.fcmp_ordered("<=", value, constant(1.0)))
+                    unit_cube = inside if unit_cube is None else builder.and_(unit_cube, inside)
+            every_lane = ir.Constant(ir.IntType(lanes), (1 << lanes) - 1)
+            unit_cube = builder.icmp_unsigned("==", builder.bitcast(unit_cube, ir.IntType(lanes)), every_lane)
+        totals = [[cgutils.alloca_once_value(builder, scalar(guide_ptr, 5 * hidden))]
+                  + [cgutils.alloca_once_value(builder, zero) for _ in range(chains - 1)] for _ in vectors]
+        for i in range(hidden):
+            active = builder.fcmp_ordered("!=", builder.load(builder.gep(guide_ptr, [ir.Constant(i64, active_at + i)])),
+                                          ir.Constant(f32, 0.0))
+            with builder.if_then(builder.or_(active, builder.not_(unit_cube))):
+                w = [scalar(guide_ptr, 3 * i + j) for j in range(3)]
+                bias, out_w = scalar(guide_ptr, 3 * hidden + i), scalar(guide_ptr, 4 * hidden + i)
+                for v in vectors:
+                    pre = call(fma, w[2], rgb[v][2], call(fma, w[1], rgb[v][1], call(fma, w[0], rgb[v][0], bias)))
+                    relu = builder.select(builder.fcmp_ordered(">", pre, zero), pre, zero)
+                    total = totals[v][i % chains]
+                    builder.store(call(fma, out_w, relu, builder.load(total)), total)
+        totals = [[builder.load(total) for total in chain] for chain in totals]
         bound = scalar(guide_ptr, tanh_at)
         p = [scalar(guide_ptr, tanh_at + 1 + k) for k in range(7)]  # p0 s2^6 + ... + p6
         q = [scalar(guide_ptr, tanh_at + 8 + k) for k in range(4)]  # q0 s2^3 + ... + q3
