@@ -582,6 +582,12 @@ def _guide_constants(weights: tuple[np.ndarray, ...]) -> np.ndarray:
     return np.concatenate([np.asarray(part, np.float32).ravel() for part in parts])
 
 
+def slices_by_lookup(depth: int) -> bool:
+    """Whether inference on a grid of ``depth`` luma bins runs the SIMD block
+    (``_lookup_guided_slice_apply_hwc``) rather than the portable sweep (``_guided_slice_apply_hwc``)."""
+    return LANES > 0 and 2 <= depth <= MAX_BINS
+
+
 def guided_slice_apply(
     image: np.ndarray, grid: np.ndarray, hidden_weight: np.ndarray, hidden_bias: np.ndarray,
     out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True, out: np.ndarray | None = None,
@@ -610,7 +616,7 @@ def guided_slice_apply(
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))
     grid = np.asarray(grid, np.float32)
     depth = grid.shape[2]
-    if LANES > 0 and 2 <= depth <= MAX_BINS:
+    if slices_by_lookup(depth):
         _lookup_guided_slice_apply_hwc(image, _lookup_tables(grid), _guide_constants(weights), depth, clip, out)
     else:
         _guided_slice_apply_hwc(

@@ -16,6 +16,7 @@ kernel's cache index makes the cache stale too, and the refill empties it first.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import subprocess
 import sys
@@ -30,9 +31,10 @@ from benchmark.hdrnet import fused, simd_backward, simd_lookup
 from benchmark.hdrnet.model import HDRNet
 from benchmark.imaging import antialias, grid
 
-# The kernels Python calls (of inference's two, the one this CPU runs: compile_kernels' model has 8
-# luma bins); the kernels they call are compiled (and cached) with them.
-_INFERENCE = fused._lookup_guided_slice_apply_hwc if fused.LANES else fused._guided_slice_apply_hwc
+# The kernels Python calls (of inference's two, the one this CPU runs for compile_kernels' model);
+# the kernels they call are compiled (and cached) with them.
+_LUMA_BINS = inspect.signature(HDRNet).parameters["luma_bins"].default
+_INFERENCE = fused._lookup_guided_slice_apply_hwc if fused.slices_by_lookup(_LUMA_BINS) else fused._guided_slice_apply_hwc
 ENTRY_POINTS = (_INFERENCE, fused._slice_apply_nchw, fused._slice_apply_backward_nchw, antialias._resize_hwc)
 # Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
 INLINED = (simd_lookup.__file__, simd_backward.__file__, grid.__file__)
