@@ -51,11 +51,10 @@ def test_uint8_export_equals_native_uint8_and_refuses_float(tmp_path: Path) -> N
     image = (np.random.default_rng(3).random((77, 203, 3)) * 255).astype(np.uint8)
     native, onnx = model.enhance(image), runner.enhance(image)
     assert onnx.dtype == np.uint8 and onnx.shape == image.shape
-    # onnxruntime and torch squeeze the 8-bit view with their own rounding, so a view pixel can
-    # differ by a level and the grid follows it: never more than one level in the output. 2.7 % of
-    # the values here (a random net, sensitive to its view); the shipped local_laplacian checkpoint
-    # on Kodak photos: under 1e-5
-    assert np.abs(onnx.astype(int) - native).max() <= 1 and (onnx != native).mean() < 0.05
+    # the same float view of the 8-bit pixels on both sides: only a value within float rounding of a
+    # half level may round either way (none here; when the graph squeezed the 8-bit pixels with its
+    # own rounding, 2.7 % of the values were a level off)
+    assert np.abs(onnx.astype(int) - native).max() <= 1 and (onnx != native).mean() < 1e-3
     assert np.abs(native.astype(int) - image).max() > 2
     with pytest.raises(BenchmarkError, match="u8.onnx: exported for uint8 photos, given float32"):
         runner.enhance(image.astype(np.float32) / 255)

@@ -53,9 +53,10 @@ def test_bad_settings_are_named():
 
 @pytest.mark.parametrize("fullres", ["fused", "grid_sample"])
 def test_eight_bit_in_eight_bit_out(fullres):
-    """uint8 photos come back uint8, within one level of the float path rounded (the 256x256 view
-    is squeezed from the 8-bit pixels, so the grid can differ slightly; measured on a trained
-    checkpoint at 1080p: 0.8% of the values one level off, none more)."""
+    """uint8 photos come back uint8: the float path on value / 255, rounded (the 256x256 view is the
+    float photo's, so the grid is the same; a value within float rounding of a half level may round
+    either way: 1e-5 of them here; when the view was squeezed as 8-bit pixels, 0.8 % of the values
+    of a trained checkpoint at 1080p were a level off)."""
     torch.manual_seed(0)
     model = HDRNet(fullres=fullres).eval()
     move_off_init([*model.coefficients.output.parameters(), *model.guide.parameters()], 0.01)  # not the identity
@@ -64,7 +65,7 @@ def test_eight_bit_in_eight_bit_out(fullres):
     reference = np.rint(model.enhance(photo.astype(np.float32) / 255) * 255).astype(int)
     difference = np.abs(eight_bit.astype(int) - reference)
     assert eight_bit.dtype == np.uint8 and eight_bit.shape == photo.shape
-    assert difference.max() <= 1 and (difference > 0).mean() < 0.05
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
 
 
 def test_fusion_units_alive_at_start_on_photos():

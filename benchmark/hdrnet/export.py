@@ -4,7 +4,8 @@ Usage: python -m benchmark.hdrnet.export (--task TASK | --checkpoint model.pt) -
        [--input-type uint8]
 
 The graph takes the full-resolution photo ``(1, 3, H, W)`` (any H, W; float32 in [0, 1], or uint8
-with ``--input-type uint8``: 8-bit photos end to end, no float copy), squeezes it to the network's
+with ``--input-type uint8``: 8-bit photos in and out, scaled to float inside the graph as
+``HDRNet.enhance`` scales its view), squeezes it to the network's
 low-res square inside the graph and returns the bilateral grid ``(1, 12, D, Hg, Wg)``. The
 pointwise guide's 65 weights travel in the file's metadata (``hdrnet_guide``), so
 :class:`OnnxHDRNet` needs only onnxruntime + the fused kernel to turn a photo into its output.
@@ -41,8 +42,8 @@ class _LowresGrid(torch.nn.Module):
         self.model, self.eight_bit = model, eight_bit
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        view = self.model.lowres(image)  # uint8 photos: squeezed as 8-bit pixels, then scaled, as HDRNet.enhance
-        return self.model.coefficients(view.float() / 255 if self.eight_bit else view)
+        # uint8 photos: scaled to [0, 1], then squeezed, as HDRNet.enhance's view (benchmark.imaging.antialias)
+        return self.model.coefficients(self.model.lowres(image.float() / 255 if self.eight_bit else image))
 
 
 def export_onnx(model: HDRNet, path: Path, input_type: str = "float32") -> None:

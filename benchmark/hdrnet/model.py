@@ -194,10 +194,11 @@ class HDRNet(nn.Module):
 
     def photo_view(self, image: np.ndarray) -> torch.Tensor:
         """``self.lowres`` of an ``(H, W, 3)`` float32 or uint8 photo on the CPU, straight from its HWC
-        pixels: ``(1, 3, s, s)`` float32. Float photos go through the one-pass antialiased resize
-        (equal to ``F.interpolate`` within 3e-7, 2.5x faster: DESIGN §10); 8-bit ones through torch's
-        uint8 path (squeezed as 8-bit pixels, then scaled: no float copy of the photo)."""
-        if self.lowres_interpolation == "bilinear" and image.dtype == np.float32:
+        pixels: ``(1, 3, s, s)`` float32. The bilinear view goes through the one-pass antialiased
+        resize (equal to ``F.interpolate`` within 3e-7, 2.5x faster: DESIGN §10), which reads 8-bit
+        pixels as value / 255 without a float copy of the photo: an 8-bit photo's view is its float
+        photo's view."""
+        if self.lowres_interpolation == "bilinear":
             match_numba_threads()
             return torch.from_numpy(antialiased_resize(image, (self.lowres_size, self.lowres_size)))[None]
         pixels = image if image.flags.writeable else image.copy()  # torch takes only writable memory (as to_tensor)
@@ -213,7 +214,7 @@ class HDRNet(nn.Module):
 
         On CPU with the pointwise guide, guide + slice + apply run as one fused kernel straight on
         the HWC pixels (no layout copies; for uint8 no float copy of the photo either: the 256x256
-        view is squeezed from the 8-bit pixels, then scaled); otherwise the forward pass above.
+        view reads the 8-bit pixels as value / 255); otherwise the forward pass above.
         """
         device = next(self.parameters()).device
         eight_bit = image.dtype == np.uint8
