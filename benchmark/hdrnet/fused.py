@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from numba import prange
 
+from benchmark.core.buffers import OutputPool
 from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, checked_window
 from benchmark.hdrnet.simd_backward import segment_bin_sums
@@ -49,6 +50,7 @@ GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrne
 # inside one item), each with a private gradient buffer of its item's grid, summed in a fixed order:
 # a fixed split (not one per thread) makes the gradients the same for any thread count
 _BACKWARD_BLOCKS = 16
+_OUTPUTS = OutputPool()  # inference outputs, reused once their caller drops them (benchmark.core.buffers)
 # forward: a segment is sliced in blocks of this many columns, each over the luma bins its own pixels
 # touch (DESIGN §10: 1080p, 2 threads, 8.52 -> 8.27 ms; 4000x3000 42.9 -> 41.0; same bits)
 _SLICE_BLOCK = 64
@@ -598,7 +600,8 @@ def guided_slice_apply(
     clamped, x 255 and rounded; no float copy of the photo is made). The guide is the pointwise
     3-16-1 network (weights ``(16, 3)``, ``(16,)``, ``(1, 16)``, ``(1,)``); ``clip`` clamps a float
     output to [0, 1] as the harness's predict does; ``out`` (same shape and dtype as ``image``) is
-    written instead of a new array (a video pipeline reuses its buffers).
+    written instead of a new array (a video pipeline reuses its buffers); without it, an output an
+    earlier call returned and its caller has dropped may be written again (``OutputPool``).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.float32, np.uint8):
         raise ValueError(f"image must be float32 or uint8 (H, W, 3), got {image.dtype} {image.shape}")
@@ -610,7 +613,7 @@ def guided_slice_apply(
     match_numba_threads()
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
     if out is None:
-        out = np.empty_like(image)
+        out = _OUTPUTS.empty(image.shape, image.dtype)
     elif out.shape != image.shape or out.dtype != image.dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {image.dtype} array of shape {image.shape}")
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))

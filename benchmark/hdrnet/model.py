@@ -211,6 +211,8 @@ class HDRNet(nn.Module):
         [0, 1] (clipped), or uint8 in, uint8 out (rounded); written into ``out`` when given (a
         C-contiguous array of that shape and type: a video pipeline's frame buffer, which spares a
         fresh allocation per frame; at 3840x2160 float32 its page faults cost ~4 ms, DESIGN §10).
+        Without ``out``, the fused path writes into an output an earlier call returned once its
+        caller has dropped it (``benchmark.core.buffers``), else into a new array.
 
         On CPU with the pointwise guide, guide + slice + apply run as one fused kernel straight on
         the HWC pixels (no layout copies; for uint8 no float copy of the photo either: the 256x256
