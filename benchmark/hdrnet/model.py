@@ -81,7 +81,7 @@ class CoefficientNet(nn.Module):
     def forward(self, lowres: torch.Tensor) -> torch.Tensor:
         """``lowres: (B, 3, h, w)`` -> grid ``(B, 12, D, h / 2^n_S, w / 2^n_S)``."""
         # channels-last throughout: oneDNN's NCHW kernels for few channels are slow, above all
-        # backward (quick training step 23.9 -> 22.4 ms for the splat layers, 12.99 -> 12.41 ms for
+        # backward (quick training step 23.9 -> 22.4 ms for the splat layers, 12.84 -> 12.49 ms for
         # the rest; inference 0.97 -> 0.92 ms: DESIGN §10)
         splat = self.splat(lowres.contiguous(memory_format=torch.channels_last))
         local = self.local(splat)
