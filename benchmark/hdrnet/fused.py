@@ -451,8 +451,8 @@ def _guided_slice_apply_hwc(
 def _lookup_guided_slice_apply_hwc(
     image: np.ndarray, tables: np.ndarray, guide: np.ndarray, depth: int, clip: bool, out: np.ndarray
 ) -> None:
-    """``_guided_slice_apply_hwc`` with every block of ``LANES`` pixels guided, sliced and applied in
-    registers (``simd_lookup.guided_lookup_block``); ``tables``: ``_lookup_tables`` of a grid of
+    """``_guided_slice_apply_hwc`` with every block of ``VECTORS`` x ``LANES`` pixels guided, sliced and
+    applied in registers (``simd_lookup.guided_lookup_block``); ``tables``: ``_lookup_tables`` of a grid of
     ``depth`` luma bins, ``guide``: ``_guide_constants``."""
     height, width = image.shape[0], image.shape[1]
     block = VECTORS * LANES
@@ -590,6 +590,12 @@ def slices_by_lookup(depth: int) -> bool:
     return LANES > 0 and 2 <= depth <= MAX_BINS
 
 
+def check_output(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """A caller's ``out`` must be a C-contiguous array of the output's shape and dtype."""
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}")
+
+
 def guided_slice_apply(
     image: np.ndarray, grid: np.ndarray, hidden_weight: np.ndarray, hidden_bias: np.ndarray,
     out_weight: np.ndarray, out_bias: np.ndarray, clip: bool = True, out: np.ndarray | None = None,
@@ -614,8 +620,8 @@ def guided_slice_apply(
     w1, b1, w2, b2 = (np.ascontiguousarray(w, np.float32) for w in (hidden_weight, hidden_bias, out_weight, out_bias))
     if out is None:
         out = _OUTPUTS.empty(image.shape, image.dtype)
-    elif out.shape != image.shape or out.dtype != image.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous {image.dtype} array of shape {image.shape}")
+    else:
+        check_output(out, image.shape, image.dtype)
     weights = (w1, b1.reshape(-1), w2.reshape(-1), b2.reshape(-1))
     grid = np.asarray(grid, np.float32)
     depth = grid.shape[2]

@@ -19,6 +19,7 @@ from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import (
     GUIDE_HIDDEN,
+    check_output,
     fused_guided_slice_apply,
     fused_slice_apply,
     guided_slice_apply,
@@ -231,7 +232,6 @@ class HDRNet(nn.Module):
         result = np.rint(output * 255).astype(np.uint8) if eight_bit else output
         if out is None:
             return result
-        if out.shape != result.shape or out.dtype != result.dtype or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous {result.dtype} array of shape {result.shape}")
+        check_output(out, result.shape, result.dtype)
         out[...] = result
         return out
