@@ -11,8 +11,9 @@ log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRN
 ``fullres`` (the fused guide + slice + apply
 kernel, writing into a buffer allocated once, as the bound's copy does), ``fullres_grid_sample`` (the
 same stage as every PyTorch port does it: 1x1-conv guide, ``grid_sample``, apply), ``total`` (photo
-in, photo out: a new output array per call), ``total_video`` (the same into one output buffer reused
-call after call, as a video pipeline's frames), ``total_uint8`` / ``fullres_uint8`` (8-bit in and
+in, photo out: each output dropped, as a caller of ``HDRNet.enhance`` does, so the next call may
+write it again, ``benchmark.core.buffers``), ``total_video`` (the same into one output buffer passed
+as ``out``, as a video pipeline's frames), ``total_uint8`` / ``fullres_uint8`` (8-bit in and
 out); ``train_step`` / ``train_step_grid_sample``
 time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with their
 whole-photo views. The ``bound`` row
