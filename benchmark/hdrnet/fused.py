@@ -18,8 +18,10 @@ Loop layout, chosen so every inner loop runs along x with SIMD and no gathers:
   up in per-segment tables (the tables, ``_lookup_tables``, are interpolated along y per row like
   the grid), guide, slice and apply of a block of pixels in registers (``simd_lookup``): 1080p,
   one thread, 16.0 -> 10.3 ms (DESIGN §10);
-- training's backward on those CPUs (float32, no image gradient) adds each segment's sums up in
-  ``simd_backward`` (fixed-width blocks, the 24 sums reduced together).
+- training on those CPUs (float32, the pointwise guide) slices by the same lookups, on planar
+  batches (``_lookup_slice_apply_nchw``), and its backward (no image gradient) adds each
+  segment's sums up in ``simd_backward`` (fixed-width blocks, the 24 sums reduced together);
+- a training crop's rows read only the cells under the crop (``_used_segments``).
 Rows run in parallel (numba threads = torch's thread count). The backward pass walks the same way
 and accumulates the grid gradient per block of rows in private buffers, summed at the end in a fixed
 order, so results do not depend on the thread count or on which thread ran which block.
@@ -42,6 +44,7 @@ from benchmark.hdrnet.simd_lookup import (
     TABLE,
     VECTORS,
     guided_lookup_block,
+    planar_lookup_block,
 )
 from benchmark.imaging.grid import cell_coordinate
 
@@ -106,13 +109,29 @@ def _y_cell(y: int, height: int, cells: int) -> tuple[int, int, float]:
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _row_grid(cells: np.ndarray, b: int, y: int, height: int, rowgrid: np.ndarray) -> None:
-    """``rowgrid[gx, z, k]``: grid ``b`` (cell-major, see ``_cell_major``) interpolated to row ``y``."""
+def _row_grid(cells: np.ndarray, b: int, y: int, height: int, first: int, stop: int, rowgrid: np.ndarray) -> None:
+    """``rowgrid[gx, z, k]``: grid ``b`` (cell-major, see ``_cell_major``) interpolated to row ``y``,
+    for x cells ``first`` to ``stop - 1`` (the others are left as they are)."""
     y0, y1, wy = _y_cell(y, height, cells.shape[1])
     wy_t = rowgrid.dtype.type(wy)
-    low, high, out = cells[b, y0].ravel(), cells[b, y1].ravel(), rowgrid.ravel()
+    per_cell = rowgrid[0].size
+    low, high = cells[b, y0].ravel()[first * per_cell:], cells[b, y1].ravel()[first * per_cell:]
+    out = rowgrid.ravel()[first * per_cell:stop * per_cell]
     for i in range(out.shape[0]):
         out[i] = low[i] + wy_t * (high[i] - low[i])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _used_segments(start: np.ndarray) -> tuple[int, int]:
+    """The first and the last segment holding a column of the row (``start``: ``_x_segments``'s). A
+    crop's row needs these segments' cells only (a 256-px crop of a 768-px photo: 6 of 16)."""
+    width, first = start[start.shape[0] - 1], 0
+    while start[first + 1] <= 0:
+        first += 1
+    last = first
+    while start[last + 1] < width:
+        last += 1
+    return first, last
 
 
 def _cell_major(grid: np.ndarray) -> np.ndarray:
@@ -129,26 +148,32 @@ def _grid_major(cells: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(folded.transpose(0, 4, 3, 1, 2))
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _cell_tables(grid: np.ndarray, b: int, y: int, first: int, stop: int, tables: np.ndarray) -> None:
+    """``tables[b, y, x]`` of ``_lookup_tables`` for x cells ``first`` to ``stop - 1``."""
+    depth, cells_x = grid.shape[2], grid.shape[4]
+    for x in range(first, stop):
+        right = min(x + 1, cells_x - 1)
+        for k in range(N_COEFFS):
+            left_cell, change = tables[b, y, x, k], tables[b, y, x, N_COEFFS + k]
+            for d in range(depth):
+                left_cell[d] = grid[b, k, d, y, x]
+                change[d] = grid[b, k, d, y, right] - grid[b, k, d, y, x]
+            for d in range(depth - 1):
+                left_cell[MAX_BINS + d] = left_cell[d + 1] - left_cell[d]
+                change[MAX_BINS + d] = change[d + 1] - change[d]
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _lookup_tables(grid: np.ndarray) -> np.ndarray:
-    """``(1, 12, D, Hg, Wg)`` -> ``(1, Hg, Wg, 24, 16)``, the tables ``simd_lookup`` reads per x cell:
+    """``(B, 12, D, Hg, Wg)`` -> ``(B, Hg, Wg, 24, 16)``, the tables ``simd_lookup`` reads per x cell:
     rows 0-11 the cell's coefficients, rows 12-23 their change to the next x cell (0 at the last
     cell); each row the values at bins 0..D-1, then from column 8 the change to the next bin.
     Linear in the grid, so a row's tables are these interpolated along y like the grid itself."""
-    batch, _, depth, cells_y, cells_x = grid.shape
+    batch, _, _, cells_y, cells_x = grid.shape
     tables = np.zeros((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), grid.dtype)
     for item in prange(batch * cells_y):
-        b, y = item // cells_y, item % cells_y
-        for x in range(cells_x):
-            right = min(x + 1, cells_x - 1)
-            for k in range(N_COEFFS):
-                left_cell, change = tables[b, y, x, k], tables[b, y, x, N_COEFFS + k]
-                for d in range(depth):
-                    left_cell[d] = grid[b, k, d, y, x]
-                    change[d] = grid[b, k, d, y, right] - grid[b, k, d, y, x]
-                for d in range(depth - 1):
-                    left_cell[MAX_BINS + d] = left_cell[d + 1] - left_cell[d]
-                    change[MAX_BINS + d] = change[d + 1] - change[d]
+        _cell_tables(grid, item // cells_y, item % cells_y, 0, cells_x, tables)
     return tables
 
 
@@ -422,7 +447,7 @@ def _guided_slice_apply_hwc(
     for y in prange(height):
         rowgrid = np.empty(cells.shape[2:], cells.dtype)
         rows = np.empty((8, width), cells.dtype)  # r, g, b, guide, gz, out r, g, b
-        _row_grid(cells, 0, y, height, rowgrid)
+        _row_grid(cells, 0, y, height, 0, rowgrid.shape[0], rowgrid)
         # a row of interleaved pixels as one flat array: a stride-3 index vectorises (shuffles), an
         # [x, c] index does not (1080p, one thread: reading 2.8 -> 1.3 ms, writing 2.6 -> 1.6 ms)
         r, g, b, pixels = rows[0], rows[1], rows[2], image[y].reshape(-1)
@@ -461,7 +486,7 @@ def _lookup_guided_slice_apply_hwc(
     for y in prange(height):
         rowtables = np.empty(tables.shape[2:], tables.dtype)
         tail = np.zeros((2, 3 * block), image.dtype)  # the row's last, partial block: in, out
-        _row_grid(tables, 0, y, height, rowtables)
+        _row_grid(tables, 0, y, height, 0, rowtables.shape[0], rowtables)
         pixels, target = image[y].reshape(-1), out[y].reshape(-1)
         segment = 0
         for x in range(0, width, block):
@@ -494,9 +519,56 @@ def _slice_apply_nchw(
         r, g, bl = image[b, 0, y], image[b, 1, y], image[b, 2, y]
         if pointwise:
             _pointwise_guide_row(r, g, bl, weights, tanh_p, tanh_q, guide[b, y])
-        _row_grid(cells, b, window[b, 0] + y, window[b, 2], rowgrid)
+        first, last = _used_segments(starts[b])
+        _row_grid(cells, b, window[b, 0] + y, window[b, 2], first, last + 2, rowgrid)  # segment s: cells s, s + 1
         _clamped_z(guide[b, y], depth, gz)
         _slice_apply_row(rowgrid, starts[b], wxs[b], gz, r, g, bl, out[b, 0, y], out[b, 1, y], out[b, 2, y])
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _lookup_slice_apply_nchw(
+    grid: np.ndarray, image: np.ndarray, guide_constants: np.ndarray, window: np.ndarray, out: np.ndarray,
+    guide: np.ndarray,
+) -> None:
+    """``_slice_apply_nchw`` with the pointwise guide in float32, each block of ``VECTORS`` x
+    ``LANES`` pixels by ``simd_lookup.planar_lookup_block`` (``grid (B, 12, D, Hg, Wg)``;
+    ``guide_constants``: ``_guide_constants``); each pixel's guide value is written to ``guide
+    (B, H, W)``."""
+    batch, height, width = image.shape[0], image.shape[2], image.shape[3]
+    cells_y, cells_x, block = grid.shape[3], grid.shape[4], VECTORS * LANES
+    wxs, starts = _windowed_x_segments(window, width, cells_x, image)
+    padded = np.zeros((batch, width + block), image.dtype)  # blocks read x weights past the row's end
+    padded[:, :width] = wxs
+    # the tables of the cells each crop reads only (a 256-px crop of a 768 x 512 photo: about a
+    # quarter); the others, and the bins past D, are never read
+    tables = np.empty((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), image.dtype)
+    for item in prange(batch * cells_y):
+        b, y = item // cells_y, item % cells_y
+        top, full_height = window[b, 0], window[b, 2]
+        if _y_cell(top, full_height, cells_y)[0] <= y <= _y_cell(top + height - 1, full_height, cells_y)[1]:
+            first, last = _used_segments(starts[b])
+            _cell_tables(grid, b, y, first, last + 1, tables)
+    for row in prange(batch * height):
+        b, y = row // height, row % height
+        rowtables = np.empty(tables.shape[2:], tables.dtype)
+        start, wx = starts[b], padded[b]
+        first, last = _used_segments(start)
+        _row_grid(tables, b, window[b, 0] + y, window[b, 2], first, last + 1, rowtables)  # segment s: table s
+        segment = first
+        for x in range(0, width, block):
+            while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
+                segment += 1
+            if x + block <= width:
+                planar_lookup_block(rowtables, start, segment, wx, x, image, b, y, x, out, guide, guide_constants, grid.shape[2] - 2)
+            else:  # the row's last, partial block, through a padded copy
+                count = width - x
+                tail_in, tail_out = np.zeros((1, 3, 1, block), image.dtype), np.empty((1, 3, 1, block), image.dtype)
+                tail_guide = np.empty((1, 1, block), image.dtype)
+                tail_in[0, :, 0, :count] = image[b, :, y, x:]
+                planar_lookup_block(rowtables, start, segment, wx, x, tail_in, 0, 0, 0, tail_out, tail_guide,
+                                    guide_constants, grid.shape[2] - 2)
+                out[b, :, y, x:] = tail_out[0, :, 0, :count]
+                guide[b, y, x:] = tail_guide[0, 0, :count]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -525,6 +597,8 @@ def _slice_apply_backward_nchw(
         rows = np.zeros((9, width + LANES), image.dtype) if simd else np.zeros((9, 1), image.dtype)
         if simd:
             rows[8, :width] = wxs[b]  # the block's rows are all of item b
+        first, last = _used_segments(starts[b])
+        stop, per_cell = last + 2, depth * N_COEFFS  # segment s: cells s, s + 1
         for y in range(part * height // parts, (part + 1) * height // parts):
             r, g, bl, guide_row = image[b, 0, y], image[b, 1, y], image[b, 2, y], guide[b, y]
             if grad_image is None:  # pruned at compile time: the argument's type decides
@@ -536,9 +610,9 @@ def _slice_apply_backward_nchw(
                 gi_b[:] = 0
             grad_guide_row = grad_guide[b, y]
             full_y, full_height = window[b, 0] + y, window[b, 2]
-            _row_grid(cells, b, full_y, full_height, rowgrid)
+            _row_grid(cells, b, full_y, full_height, first, stop, rowgrid)
             _clamped_z(guide_row, depth, gz)
-            grad_rowgrid[:] = 0
+            grad_rowgrid[first:stop] = 0
             if simd:
                 rows[0, :width], rows[1, :width], rows[2, :width] = r, g, bl
                 rows[3, :width], rows[4, :width], rows[5, :width] = grad_out[b, 0, y], grad_out[b, 1, y], grad_out[b, 2, y]
@@ -559,8 +633,9 @@ def _slice_apply_backward_nchw(
             # rowgrid = cells[y0] + wy (cells[y1] - cells[y0]): spread its gradient back
             y0, y1, wy = _y_cell(full_y, full_height, cells_y)
             wy_t = image.dtype.type(wy)
-            low, high = grad_cell_blocks[b, part, y0].ravel(), grad_cell_blocks[b, part, y1].ravel()
-            flat = grad_rowgrid.ravel()
+            lo, hi = first * per_cell, stop * per_cell  # the used cells, flat
+            low, high = grad_cell_blocks[b, part, y0].ravel()[lo:hi], grad_cell_blocks[b, part, y1].ravel()[lo:hi]
+            flat = grad_rowgrid.ravel()[lo:hi]
             for i in range(flat.shape[0]):
                 low[i] += flat[i] - wy_t * flat[i]
                 high[i] += wy_t * flat[i]
@@ -663,10 +738,13 @@ class _FusedFullRes(torch.autograd.Function):
         ctx.window = window.numpy().astype(np.int64)
         out = torch.empty(image.shape, dtype=image.dtype)
         match_numba_threads()
-        _slice_apply_nchw(
-            _cell_major(_array(grid)), image_array, guide_array, pointwise, _guide_weights(weights, image_array.dtype),
-            *_tanh_coefficients(image_array.dtype), ctx.window, out.numpy(),
-        )
+        guide_weights = _guide_weights(weights, image_array.dtype)
+        if pointwise and image_array.dtype == np.float32 and slices_by_lookup(grid.shape[2]):
+            _lookup_slice_apply_nchw(_array(grid), image_array, _guide_constants(guide_weights), ctx.window,
+                                     out.numpy(), guide_array)
+        else:
+            _slice_apply_nchw(_cell_major(_array(grid)), image_array, guide_array, pointwise, guide_weights,
+                              *_tanh_coefficients(image_array.dtype), ctx.window, out.numpy())
         ctx.save_for_backward(grid, image, torch.from_numpy(guide_array) if pointwise else guide, *(weights or ()))
         return out
 

@@ -79,7 +79,185 @@ def float_vector_function(module: ir.Module, name: str, lanes: int, arity: int) 
     return cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * arity), f"{name}.v{lanes}f32")
 
 
-VECTORS = 2  # guided_lookup_block handles VECTORS x LANES pixels per call, their dependency chains interleaved
+VECTORS = 2  # a block is VECTORS x LANES pixels, their dependency chains interleaved
+
+
+class _BlockCode:
+    """LLVM IR shared by the blocks: vectors of ``LANES`` float32 and the operations on them."""
+
+    def __init__(self, context, builder: ir.IRBuilder) -> None:
+        self.context, self.builder, self.lanes = context, builder, LANES
+        self.f32, self.i32, self.i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+        self.vf, self.vi = ir.VectorType(self.f32, LANES), ir.VectorType(self.i32, LANES)
+        module = builder.module
+        self.fma = float_vector_function(module, "llvm.fma", LANES, 3)
+        if LANES == 16:  # vpermps zmm: table first, then indices
+            self.permute = cgutils.get_or_insert_function(
+                module, ir.FunctionType(self.vf, [self.vf, self.vi]), "llvm.x86.avx512.permvar.sf.512"
+            )
+        else:  # vpermps ymm: table first, then indices
+            self.permute = cgutils.get_or_insert_function(
+                module, ir.FunctionType(self.vf, [self.vf, self.vi]), "llvm.x86.avx2.permps"
+            )
+
+    def array(self, signature, args, index):
+        return self.context.make_array(signature.args[index])(self.context, self.builder, args[index])
+
+    def load(self, pointer: ir.Value, at: ir.Value) -> ir.Value:
+        """``LANES`` float32 from ``pointer[at]`` on."""
+        return self.builder.load(self.builder.bitcast(self.builder.gep(pointer, [at]), self.vf.as_pointer()), align=4)
+
+    def store(self, value: ir.Value, pointer: ir.Value, at: ir.Value) -> None:
+        self.builder.store(value, self.builder.bitcast(self.builder.gep(pointer, [at]), self.vf.as_pointer()), align=4)
+
+    def offset(self, value: ir.Value, add: int) -> ir.Value:
+        return self.builder.add(value, ir.Constant(self.i64, add))
+
+    def scalar(self, pointer: ir.Value, index: int) -> ir.Value:
+        return splat(self.builder, self.builder.load(self.builder.gep(pointer, [ir.Constant(self.i64, index)])), self.lanes)
+
+    def constant(self, value: float) -> ir.Value:
+        return ir.Constant(self.vf, [ir.Constant(self.f32, value)] * self.lanes)
+
+    def call(self, function: ir.Function, *operands: ir.Value) -> ir.Value:
+        return self.builder.call(function, list(operands))
+
+    def clamped(self, value: ir.Value, low: ir.Value, high: ir.Value) -> ir.Value:  # ordered compares: NaN becomes low
+        builder = self.builder
+        value = builder.select(builder.fcmp_ordered(">", value, low), value, low)
+        return builder.select(builder.fcmp_ordered("<", value, high), value, high)
+
+    def indices(self, values) -> ir.Constant:
+        return ir.Constant(ir.VectorType(self.i32, len(values)), [ir.Constant(self.i32, k) for k in values])
+
+    def in_unit_cube(self, rgb: list[list[ir.Value]]) -> ir.Value:
+        """Whether every lane of every vector of ``rgb`` lies in [0, 1]^3 (NaN fails the ordered compares)."""
+        builder, zero, one, every = self.builder, self.constant(0.0), self.constant(1.0), None
+        for pixels in rgb:
+            for value in pixels:
+                inside = builder.and_(builder.fcmp_ordered(">=", value, zero), builder.fcmp_ordered("<=", value, one))
+                every = inside if every is None else builder.and_(every, inside)
+        every_lane = ir.Constant(ir.IntType(self.lanes), (1 << self.lanes) - 1)
+        return builder.icmp_unsigned("==", builder.bitcast(every, ir.IntType(self.lanes)), every_lane)
+
+    def guide(self, guide_ptr: ir.Value, rgb: list[list[ir.Value]], unit_cube: ir.Value) -> list[ir.Value]:
+        """Each vector's pointwise guide, sigmoid(w2 . relu(W1 p + b1) + b2) (google/hdrnet), the
+        sigmoid as (1 + tanh(s / 2)) / 2 with fused's rational tanh; sums in several chains and
+        Estrin's scheme for the polynomials: a block is otherwise one long chain of latencies.
+        ``guide_ptr``: ``fused._guide_constants``; a unit dead on [0, 1]^3 adds exactly 0 there: it
+        is skipped when ``unit_cube`` (every pixel of the block in [0, 1])."""
+        builder, call, fma, scalar = self.builder, self.call, self.fma, self.scalar
+        zero, half = self.constant(0.0), self.constant(0.5)
+        vectors = range(len(rgb))
+        hidden, chains = 16, max(1, 4 // len(rgb))
+        tanh_at = 5 * hidden + 1
+        active_at = tanh_at + 12  # after the clamp, 7 p and 4 q
+        totals = [[cgutils.alloca_once_value(builder, scalar(guide_ptr, 5 * hidden))]
+                  + [cgutils.alloca_once_value(builder, zero) for _ in range(chains - 1)] for _ in vectors]
+        for i in range(hidden):
+            flag = builder.load(builder.gep(guide_ptr, [ir.Constant(self.i64, active_at + i)]))
+            active = builder.fcmp_ordered("!=", flag, ir.Constant(self.f32, 0.0))
+            with builder.if_then(builder.or_(active, builder.not_(unit_cube))):
+                w = [scalar(guide_ptr, 3 * i + j) for j in range(3)]
+                bias, out_w = scalar(guide_ptr, 3 * hidden + i), scalar(guide_ptr, 4 * hidden + i)
+                for v in vectors:
+                    pre = call(fma, w[2], rgb[v][2], call(fma, w[1], rgb[v][1], call(fma, w[0], rgb[v][0], bias)))
+                    relu = builder.select(builder.fcmp_ordered(">", pre, zero), pre, zero)
+                    total = totals[v][i % chains]
+                    builder.store(call(fma, out_w, relu, builder.load(total)), total)
+        bound = scalar(guide_ptr, tanh_at)
+        p = [scalar(guide_ptr, tanh_at + 1 + k) for k in range(7)]  # p0 s2^6 + ... + p6
+        q = [scalar(guide_ptr, tanh_at + 8 + k) for k in range(4)]  # q0 s2^3 + ... + q3
+        guides = []
+        for v in vectors:
+            total = builder.load(totals[v][0])
+            for other in totals[v][1:]:
+                total = builder.fadd(total, builder.load(other))
+            s = builder.fmul(total, half)
+            s = builder.select(builder.fcmp_ordered("<", s, bound), s, bound)
+            s = builder.select(builder.fcmp_ordered(">", s, builder.fneg(bound)), s, builder.fneg(bound))
+            s2 = builder.fmul(s, s)
+            s4 = builder.fmul(s2, s2)
+            pairs = [call(fma, p[k], s2, p[k + 1]) for k in (0, 2, 4)]
+            numerator = call(fma, call(fma, call(fma, pairs[0], s4, pairs[1]), s4, pairs[2]), s2, p[6])
+            denominator = call(fma, call(fma, q[0], s2, q[1]), s4, call(fma, q[2], s2, q[3]))
+            guides.append(call(fma, half, builder.fdiv(builder.fmul(s, numerator), denominator), half))
+        return guides
+
+    def slice_apply(
+        self, tables: ir.Value, start, segment: ir.Value, wx_ptr: ir.Value, x: ir.Value, rgb: list[list[ir.Value]],
+        guides: list[ir.Value], top_bin: ir.Value,
+    ) -> list[list[ir.Value]]:
+        """Each vector's r, g, b out: per pixel its two luma bins at its guide value looked up in the
+        tables of the segments the block reaches (from ``segment``), sliced and applied, each lane
+        keeping its own segment's result. ``tables``: the row's tables' pointer; ``start``: the
+        segments' first columns (a numba array); ``wx_ptr``: the x weights; ``x``: the block's first
+        column."""
+        builder, call, fma, lanes = self.builder, self.call, self.fma, self.lanes
+        vf, vi, i32, i64 = self.vf, self.vi, self.i32, self.i64
+        vectors = range(len(rgb))
+        zero, half = self.constant(0.0), self.constant(0.5)
+        top_i = builder.trunc(top_bin, i32)
+        top = builder.sitofp(builder.add(top_i, ir.Constant(i32, 1)), self.f32)
+        depth, top_bins = splat(builder, builder.fadd(top, ir.Constant(self.f32, 1.0)), lanes), splat(builder, top_i, lanes)
+        low, frac, change = [], [], []
+        for guide_value in guides:
+            # luma coordinate gz = guide D - 0.5 in [0, D - 1]; bins low, low + 1 (eq. 5's tent weights)
+            z = self.clamped(builder.fsub(builder.fmul(guide_value, depth), half), zero, splat(builder, top, lanes))
+            bin_low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
+            bin_low = builder.select(builder.icmp_signed("<", bin_low, top_bins), bin_low, top_bins)
+            low.append(bin_low)
+            frac.append(builder.fsub(z, builder.sitofp(bin_low, vf)))
+            change.append(builder.add(bin_low, ir.Constant(vi, [ir.Constant(i32, MAX_BINS)] * lanes)) if lanes == 16 else bin_low)
+        t = [self.load(wx_ptr, self.offset(x, v * lanes)) for v in vectors]
+
+        first = builder.trunc(x, i32)
+        columns = [builder.add(splat(builder, first, lanes), self.indices(range(v * lanes, (v + 1) * lanes))) for v in vectors]
+        block_end = self.offset(x, len(rgb) * lanes)
+        segments = builder.sub(builder.extract_value(start.shape, 0), ir.Constant(i64, 1))
+        results = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in vectors]
+        current = cgutils.alloca_once_value(builder, segment)
+        check = builder.append_basic_block("segment_check")
+        body = builder.append_basic_block("segment_body")
+        done = builder.append_basic_block("segments_done")
+        builder.branch(check)
+        builder.position_at_end(check)
+        index = builder.load(current)
+        first_column = builder.load(builder.gep(start.data, [index]))
+        more = builder.and_(builder.icmp_signed("<", index, segments), builder.icmp_signed("<", first_column, block_end))
+        builder.cbranch(more, body, done)
+        builder.position_at_end(body)
+        end_column = builder.load(builder.gep(start.data, [self.offset(index, 1)]))
+        begin, end = (splat(builder, builder.trunc(c, i32), lanes) for c in (first_column, end_column))
+        inside = [builder.and_(builder.icmp_signed(">=", c, begin), builder.icmp_signed("<", c, end)) for c in columns]
+        table_ptr = builder.gep(tables, [builder.mul(index, ir.Constant(i64, 2 * N_COEFFS * TABLE))])
+
+        def coefficient(k):
+            """Coefficient table row k at each vector's lanes' gz: value(low) + frac * change(low)."""
+            values = self.load(table_ptr, ir.Constant(i64, TABLE * k))
+            changes = values if lanes == 16 else self.load(table_ptr, ir.Constant(i64, TABLE * k + MAX_BINS))
+            return [call(fma, frac[v], call(self.permute, changes, change[v]), call(self.permute, values, low[v]))
+                    for v in vectors]
+
+        for c in range(3):
+            p_sum, q_sum = coefficient(4 * c + 3), coefficient(N_COEFFS + 4 * c + 3)
+            for j in range(3):
+                p_k, q_k = coefficient(4 * c + j), coefficient(N_COEFFS + 4 * c + j)
+                p_sum = [call(fma, p_k[v], rgb[v][j], p_sum[v]) for v in vectors]
+                q_sum = [call(fma, q_k[v], rgb[v][j], q_sum[v]) for v in vectors]
+            for v in vectors:
+                result = results[v][c]
+                builder.store(builder.select(inside[v], call(fma, t[v], q_sum[v], p_sum[v]), builder.load(result)), result)
+        builder.store(self.offset(index, 1), current)
+        builder.branch(check)
+        builder.position_at_end(done)
+        return [[builder.load(result) for result in channels] for channels in results]
+
+
+def _block_arguments_fit(tables, start, wx, guide) -> bool:
+    row_f32 = types.Array(types.float32, 1, "C")
+    return (tables == types.Array(types.float32, 3, "C") and start == types.Array(types.int64, 1, "C")
+            and wx == row_f32 and guide == row_f32)
 
 
 @intrinsic
@@ -102,199 +280,102 @@ def guided_lookup_block(typingctx, tables, start, segment, wx, x, src, src_pixel
     clamp a float output to [0, 1]. NaN anywhere becomes luma coordinate 0 (never an index outside
     the tables) and, clamped, output 0.
     """
-    row_f32 = types.Array(types.float32, 1, "C")
 
     def pixel_row(array):  # a read-only photo is fine (its row type says so)
         return isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C" and array.dtype == dst.dtype
 
-    if tables != types.Array(types.float32, 3, "C") or start != types.Array(types.int64, 1, "C"):
+    if not _block_arguments_fit(tables, start, wx, guide):
         return None
-    if wx != row_f32 or guide != row_f32 or dst.dtype not in (types.float32, types.uint8) or not dst.mutable:
-        return None
-    if not (pixel_row(src) and pixel_row(dst)):
+    if dst.dtype not in (types.float32, types.uint8) or not dst.mutable or not (pixel_row(src) and pixel_row(dst)):
         return None
     sig = types.void(tables, start, types.intp, wx, types.intp, src, types.intp, dst, types.intp, guide,
                      types.intp, types.boolean)
 
     def codegen(context, builder, signature, args):
-        lanes = LANES
-        if lanes == 0:  # the kernel checks LANES before calling: never reached, but still compiled
+        if LANES == 0:  # the kernel checks LANES before calling: never reached, but still compiled
             return context.get_dummy_value()
+        code = _BlockCode(context, builder)
+        lanes, vectors = LANES, range(VECTORS)
         eight_bit = signature.args[7].dtype == types.uint8
-        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-        vf, vi = ir.VectorType(f32, lanes), ir.VectorType(i32, lanes)
-        vectors = range(VECTORS)
-        module = builder.module
-        fma = float_vector_function(module, "llvm.fma", lanes, 3)
-        if lanes == 16:  # vpermps zmm: table first, then indices
-            permute = cgutils.get_or_insert_function(
-                module, ir.FunctionType(vf, [vf, vi]), "llvm.x86.avx512.permvar.sf.512"
-            )
-        else:  # vpermps ymm: table first, then indices
-            permute = cgutils.get_or_insert_function(module, ir.FunctionType(vf, [vf, vi]), "llvm.x86.avx2.permps")
-
-        def data(index):
-            return context.make_array(signature.args[index])(context, builder, args[index]).data
-
-        def load(pointer, at):
-            return builder.load(builder.bitcast(builder.gep(pointer, [at]), vf.as_pointer()), align=4)
-
-        def offset(value, add):
-            return builder.add(value, ir.Constant(i64, add))
-
-        def scalar(pointer, index):
-            return splat(builder, builder.load(builder.gep(pointer, [ir.Constant(i64, index)])), lanes)
-
-        def constant(value):
-            return ir.Constant(vf, [ir.Constant(f32, value)] * lanes)
-
-        def call(function, *operands):
-            return builder.call(function, list(operands))
-
-        def clamped(value, low, high):  # ordered compares: NaN becomes low
-            value = builder.select(builder.fcmp_ordered(">", value, low), value, low)
-            return builder.select(builder.fcmp_ordered("<", value, high), value, high)
-
-        def indices(values):
-            return ir.Constant(ir.VectorType(i32, len(values)), [ir.Constant(i32, k) for k in values])
-
-        tables_ptr, start_ptr, wx_ptr, guide_ptr = data(0), data(1), data(3), data(9)
-        segment, x, top_bin, clip = args[2], args[4], args[10], args[11]
-        element = ir.IntType(8) if eight_bit else f32
+        element = ir.IntType(8) if eight_bit else code.f32
         interleaved = ir.VectorType(element, 3 * lanes)
         align = 1 if eight_bit else 4
 
         # the pixels: per vector one load of 3 x LANES values, split into r, g, b (shuffles)
         def interleaved_at(index, v):  # (not a GEP over vectors: LLVM pads a 3 x LANES vector's size to a power of 2)
-            first_value = builder.mul(offset(args[index + 1], v * lanes), ir.Constant(i64, 3))
-            return builder.bitcast(builder.gep(data(index), [first_value]), interleaved.as_pointer())
+            first_value = builder.mul(code.offset(args[index + 1], v * lanes), ir.Constant(code.i64, 3))
+            return builder.bitcast(builder.gep(code.array(signature, args, index).data, [first_value]), interleaved.as_pointer())
 
         rgb = []
         for v in vectors:
             pixels = builder.load(interleaved_at(5, v), align=align)
             if eight_bit:
-                wide = ir.VectorType(f32, 3 * lanes)
-                pixels = builder.fmul(builder.uitofp(pixels, wide), ir.Constant(wide, [ir.Constant(f32, 1 / 255)] * 3 * lanes))
+                wide = ir.VectorType(code.f32, 3 * lanes)
+                pixels = builder.fmul(builder.uitofp(pixels, wide), ir.Constant(wide, [ir.Constant(code.f32, 1 / 255)] * 3 * lanes))
             undefined = ir.Constant(pixels.type, ir.Undefined)
-            rgb.append([builder.shuffle_vector(pixels, undefined, indices(range(c, 3 * lanes, 3))) for c in range(3)])
-
-        # the guide, sigmoid(w2 . relu(W1 p + b1) + b2) (google/hdrnet's pointwise guide), the
-        # sigmoid as (1 + tanh(s / 2)) / 2 with fused's rational tanh; sums in several chains and
-        # Estrin's scheme for the polynomials: a block is otherwise one long chain of latencies
-        zero, half = constant(0.0), constant(0.5)
-        hidden, chains = 16, max(1, 4 // VECTORS)
-        tanh_at = 5 * hidden + 1
-        active_at = tanh_at + 12  # after the clamp, 7 p and 4 q
-        # a unit dead on [0, 1]^3 adds exactly 0 there: skipped when every pixel of the block is in
-        # [0, 1] (8-bit photos always; NaN fails the ordered compares: that block computes them all)
-        if eight_bit:
-            unit_cube = ir.Constant(ir.IntType(1), 1)
-        else:
-            unit_cube = None
-            for v in vectors:
-                for value in rgb[v]:
-                    inside = builder.and_(builder.fcmp_ordered(">=", value, zero), builder.fcmp_ordered("<=", value, constant(1.0)))
-                    unit_cube = inside if unit_cube is None else builder.and_(unit_cube, inside)
-            every_lane = ir.Constant(ir.IntType(lanes), (1 << lanes) - 1)
-            unit_cube = builder.icmp_unsigned("==", builder.bitcast(unit_cube, ir.IntType(lanes)), every_lane)
-        totals = [[cgutils.alloca_once_value(builder, scalar(guide_ptr, 5 * hidden))]
-                  + [cgutils.alloca_once_value(builder, zero) for _ in range(chains - 1)] for _ in vectors]
-        for i in range(hidden):
-            active = builder.fcmp_ordered("!=", builder.load(builder.gep(guide_ptr, [ir.Constant(i64, active_at + i)])),
-                                          ir.Constant(f32, 0.0))
-            with builder.if_then(builder.or_(active, builder.not_(unit_cube))):
-                w = [scalar(guide_ptr, 3 * i + j) for j in range(3)]
-                bias, out_w = scalar(guide_ptr, 3 * hidden + i), scalar(guide_ptr, 4 * hidden + i)
-                for v in vectors:
-                    pre = call(fma, w[2], rgb[v][2], call(fma, w[1], rgb[v][1], call(fma, w[0], rgb[v][0], bias)))
-                    relu = builder.select(builder.fcmp_ordered(">", pre, zero), pre, zero)
-                    total = totals[v][i % chains]
-                    builder.store(call(fma, out_w, relu, builder.load(total)), total)
-        totals = [[builder.load(total) for total in chain] for chain in totals]
-        bound = scalar(guide_ptr, tanh_at)
-        p = [scalar(guide_ptr, tanh_at + 1 + k) for k in range(7)]  # p0 s2^6 + ... + p6
-        q = [scalar(guide_ptr, tanh_at + 8 + k) for k in range(4)]  # q0 s2^3 + ... + q3
-        top_i = builder.trunc(top_bin, i32)
-        top = builder.sitofp(builder.add(top_i, ir.Constant(i32, 1)), f32)
-        depth, top_bins = splat(builder, builder.fadd(top, ir.Constant(f32, 1.0)), lanes), splat(builder, top_i, lanes)
-        low, frac, change = [], [], []
-        for v in vectors:
-            total = totals[v][0]
-            for other in totals[v][1:]:
-                total = builder.fadd(total, other)
-            s = builder.fmul(total, half)
-            s = builder.select(builder.fcmp_ordered("<", s, bound), s, bound)
-            s = builder.select(builder.fcmp_ordered(">", s, builder.fneg(bound)), s, builder.fneg(bound))
-            s2 = builder.fmul(s, s)
-            s4 = builder.fmul(s2, s2)
-            pairs = [call(fma, p[k], s2, p[k + 1]) for k in (0, 2, 4)]
-            numerator = call(fma, call(fma, call(fma, pairs[0], s4, pairs[1]), s4, pairs[2]), s2, p[6])
-            denominator = call(fma, call(fma, q[0], s2, q[1]), s4, call(fma, q[2], s2, q[3]))
-            guide_value = call(fma, half, builder.fdiv(builder.fmul(s, numerator), denominator), half)
-            # luma coordinate gz = guide D - 0.5 in [0, D - 1]; bins low, low + 1 (eq. 5's tent weights)
-            z = clamped(builder.fsub(builder.fmul(guide_value, depth), half), zero, splat(builder, top, lanes))
-            bin_low = builder.fptosi(z, vi)  # z >= 0: truncation is floor
-            bin_low = builder.select(builder.icmp_signed("<", bin_low, top_bins), bin_low, top_bins)
-            low.append(bin_low)
-            frac.append(builder.fsub(z, builder.sitofp(bin_low, vf)))
-            change.append(builder.add(bin_low, ir.Constant(vi, [ir.Constant(i32, MAX_BINS)] * lanes)) if lanes == 16 else bin_low)
-        t = [load(wx_ptr, offset(x, v * lanes)) for v in vectors]
-
-        # per segment the block reaches: slice + apply with its tables, kept in its own lanes
-        first = builder.trunc(x, i32)
-        columns = [builder.add(splat(builder, first, lanes), indices(range(v * lanes, (v + 1) * lanes))) for v in vectors]
-        block_end = offset(x, VECTORS * lanes)
-        start_shape = context.make_array(signature.args[1])(context, builder, args[1]).shape
-        segments = builder.sub(builder.extract_value(start_shape, 0), ir.Constant(i64, 1))
-        results = [[cgutils.alloca_once_value(builder, zero) for _ in range(3)] for _ in vectors]
-        current = cgutils.alloca_once_value(builder, segment)
-        check = builder.append_basic_block("segment_check")
-        body = builder.append_basic_block("segment_body")
-        done = builder.append_basic_block("segments_done")
-        builder.branch(check)
-        builder.position_at_end(check)
-        index = builder.load(current)
-        first_column = builder.load(builder.gep(start_ptr, [index]))
-        more = builder.and_(builder.icmp_signed("<", index, segments), builder.icmp_signed("<", first_column, block_end))
-        builder.cbranch(more, body, done)
-        builder.position_at_end(body)
-        end_column = builder.load(builder.gep(start_ptr, [offset(index, 1)]))
-        begin, end = (splat(builder, builder.trunc(c, i32), lanes) for c in (first_column, end_column))
-        inside = [builder.and_(builder.icmp_signed(">=", c, begin), builder.icmp_signed("<", c, end)) for c in columns]
-        table_ptr = builder.gep(tables_ptr, [builder.mul(index, ir.Constant(i64, 2 * N_COEFFS * TABLE))])
-
-        def coefficient(k):
-            """Coefficient table row k at each vector's lanes' gz: value(low) + frac * change(low)."""
-            values = load(table_ptr, ir.Constant(i64, TABLE * k))
-            changes = values if lanes == 16 else load(table_ptr, ir.Constant(i64, TABLE * k + MAX_BINS))
-            return [call(fma, frac[v], call(permute, changes, change[v]), call(permute, values, low[v])) for v in vectors]
-
-        for c in range(3):
-            p_sum, q_sum = coefficient(4 * c + 3), coefficient(N_COEFFS + 4 * c + 3)
-            for j in range(3):
-                p_k, q_k = coefficient(4 * c + j), coefficient(N_COEFFS + 4 * c + j)
-                p_sum = [call(fma, p_k[v], rgb[v][j], p_sum[v]) for v in vectors]
-                q_sum = [call(fma, q_k[v], rgb[v][j], q_sum[v]) for v in vectors]
-            for v in vectors:
-                result = results[v][c]
-                builder.store(builder.select(inside[v], call(fma, t[v], q_sum[v], p_sum[v]), builder.load(result)), result)
-        builder.store(offset(index, 1), current)
-        builder.branch(check)
-        builder.position_at_end(done)
+            rgb.append([builder.shuffle_vector(pixels, undefined, code.indices(range(c, 3 * lanes, 3))) for c in range(3)])
+        # 8-bit photos lie in [0, 1]^3 always
+        unit_cube = ir.Constant(ir.IntType(1), 1) if eight_bit else code.in_unit_cube(rgb)
+        guides = code.guide(code.array(signature, args, 9).data, rgb, unit_cube)
+        results = code.slice_apply(code.array(signature, args, 0).data, code.array(signature, args, 1), args[2],
+                                   code.array(signature, args, 3).data, args[4], rgb, guides, args[10])
 
         # out: clamped (8-bit: and x 255 + 0.5, truncated), interleaved, one store per vector
+        zero, one, half, clip = code.constant(0.0), code.constant(1.0), code.constant(0.5), args[11]
         order = [k for i in range(lanes) for k in (i, lanes + i, 2 * lanes + i)]
         for v in vectors:
-            out = [builder.load(result) for result in results[v]]
+            out = results[v]
             if eight_bit:
-                levels = constant(255.0)
-                out = [builder.fptoui(call(fma, clamped(o, zero, constant(1.0)), levels, half), ir.VectorType(element, lanes))
-                       for o in out]
+                out = [builder.fptoui(code.call(code.fma, code.clamped(o, zero, one), code.constant(255.0), half),
+                                      ir.VectorType(element, lanes)) for o in out]
             else:
-                out = [builder.select(clip, clamped(o, zero, constant(1.0)), o) for o in out]
-            red_green = builder.shuffle_vector(out[0], out[1], indices(range(2 * lanes)))
-            blue = builder.shuffle_vector(out[2], ir.Constant(out[2].type, ir.Undefined), indices([*range(lanes), *range(lanes)]))
-            builder.store(builder.shuffle_vector(red_green, blue, indices(order)), interleaved_at(7, v), align=align)
+                out = [builder.select(clip, code.clamped(o, zero, one), o) for o in out]
+            red_green = builder.shuffle_vector(out[0], out[1], code.indices(range(2 * lanes)))
+            blue = builder.shuffle_vector(out[2], ir.Constant(out[2].type, ir.Undefined), code.indices([*range(lanes), *range(lanes)]))
+            builder.store(builder.shuffle_vector(red_green, blue, code.indices(order)), interleaved_at(7, v), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def planar_lookup_block(typingctx, tables, start, segment, wx, x, image, item, row, pixel, out, guide_out, guide, top_bin):
+    """``guided_lookup_block`` for training's float32 batches: ``BLOCK`` pixels of planar
+    ``image (B, 3, H, W)`` from ``[item, :, row, pixel]`` guided, sliced and applied into ``out``
+    (same shape, not clamped), each pixel's guide value written to ``guide_out (B, H, W)`` (the
+    backward pass reads it). The other arguments as there; ``x`` is the block's column in the
+    slicing (``pixel`` may differ: a padded copy of the row's last, partial block)."""
+    batch_f32 = types.Array(types.float32, 4, "C")
+    if not _block_arguments_fit(tables, start, wx, guide) or image != batch_f32 or out != batch_f32:
+        return None
+    if guide_out != types.Array(types.float32, 3, "C"):
+        return None
+    sig = types.void(tables, start, types.intp, wx, types.intp, image, types.intp, types.intp, types.intp, out,
+                     guide_out, guide, types.intp)
+
+    def codegen(context, builder, signature, args):
+        if LANES == 0:  # the kernel checks LANES before calling: never reached, but still compiled
+            return context.get_dummy_value()
+        code = _BlockCode(context, builder)
+        lanes, vectors = LANES, range(VECTORS)
+        images = code.array(signature, args, 5)
+        height, width = cgutils.unpack_tuple(builder, images.shape, 4)[2:]
+        item, row, pixel = args[6], args[7], args[8]
+
+        def at(channel, v):  # flat index of [item, channel, row, pixel + v * LANES]; channel None: the guide's
+            planes = item if channel is None else builder.add(builder.mul(item, ir.Constant(code.i64, 3)),
+                                                                 ir.Constant(code.i64, channel))
+            return builder.add(builder.mul(builder.add(builder.mul(planes, height), row), width), code.offset(pixel, v * lanes))
+
+        rgb = [[code.load(images.data, at(c, v)) for c in range(3)] for v in vectors]
+        guides = code.guide(code.array(signature, args, 11).data, rgb, code.in_unit_cube(rgb))
+        results = code.slice_apply(code.array(signature, args, 0).data, code.array(signature, args, 1), args[2],
+                                   code.array(signature, args, 3).data, args[4], rgb, guides, args[12])
+        outputs, guide_values = code.array(signature, args, 9).data, code.array(signature, args, 10).data
+        for v in vectors:
+            code.store(guides[v], guide_values, at(None, v))
+            for c in range(3):
+                code.store(results[v][c], outputs, at(c, v))
         return context.get_dummy_value()
 
     return sig, codegen

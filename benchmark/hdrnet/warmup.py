@@ -31,25 +31,30 @@ from benchmark.hdrnet import fused, simd_backward, simd_lookup
 from benchmark.hdrnet.model import HDRNet
 from benchmark.imaging import antialias, grid
 
-# The kernels Python calls (of inference's two, the one this CPU runs for compile_kernels' model);
+# The kernels Python calls (of inference's two, the one this CPU runs for compile_kernels' model; in
+# training, the lookup forward on such a CPU besides the portable one, which the curves guide runs);
 # the kernels they call are compiled (and cached) with them.
 _LUMA_BINS = inspect.signature(HDRNet).parameters["luma_bins"].default
-_INFERENCE = fused._lookup_guided_slice_apply_hwc if fused.slices_by_lookup(_LUMA_BINS) else fused._guided_slice_apply_hwc
-ENTRY_POINTS = (_INFERENCE, fused._slice_apply_nchw, fused._slice_apply_backward_nchw, antialias._resize_hwc)
+_LOOKUP = fused.slices_by_lookup(_LUMA_BINS)
+_INFERENCE = fused._lookup_guided_slice_apply_hwc if _LOOKUP else fused._guided_slice_apply_hwc
+_TRAINING = (fused._slice_apply_nchw, fused._slice_apply_backward_nchw) + ((fused._lookup_slice_apply_nchw,) if _LOOKUP else ())
+ENTRY_POINTS = (_INFERENCE, *_TRAINING, antialias._resize_hwc)
 # Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
 INLINED = (simd_lookup.__file__, simd_backward.__file__, grid.__file__)
 
 
 def compile_kernels() -> None:
     """Run every numba kernel specialisation a harness run uses once: inference on float32 and uint8
-    photos, and a training step (a crop sliced from its whole photo's grid, no image gradient)."""
+    photos, and a training step with each guide (a crop sliced from its whole photo's grid, no image
+    gradient)."""
     model = HDRNet()
     photo = np.random.default_rng(0).random((48, 64, 3), dtype=np.float32)
     model.enhance(photo)
     model.enhance(np.rint(photo * 255).astype(np.uint8))
     crop = torch.from_numpy(photo).permute(2, 0, 1)[None, :, 8:40, 16:48].contiguous()
     window = torch.tensor([[8, 16, 48, 64]])
-    model(crop, model.photo_view(photo), window).square().mean().backward()
+    for trained in (model, HDRNet(guide="curves")):
+        trained(crop, trained.photo_view(photo), window).square().mean().backward()
 
 
 def _cached_kernels() -> list[Dispatcher]:
