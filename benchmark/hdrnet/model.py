@@ -35,6 +35,12 @@ def _conv(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> nn.Conv2
     return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=bias)
 
 
+def _relu() -> nn.ReLU:
+    """In place: a convolution's or linear layer's backward never reads the output the ReLU
+    overwrites (same bits; the quick training step's network 7.93 -> 7.78 ms, DESIGN §10)."""
+    return nn.ReLU(inplace=True)
+
+
 class CoefficientNet(nn.Module):
     """Low-res path: splat, local and global features, fusion, grid of affine coefficients (§3.1)."""
 
@@ -48,16 +54,16 @@ class CoefficientNet(nn.Module):
         self.luma_bins = luma_bins
         channels = [3] + [8 * 2**i for i in range(n_splat)]  # 8, 16, 32, 64 for n_S = 4 (§3.1.1)
         self.splat = nn.Sequential(
-            *[layer for i in range(n_splat) for layer in (_conv(channels[i], channels[i + 1], 2), nn.ReLU())]
+            *[layer for i in range(n_splat) for layer in (_conv(channels[i], channels[i + 1], 2), _relu())]
         )
         features = channels[-1]
         # Local path: two 3x3 convs, the last without bias or activation (§3.1.2).
-        self.local = nn.Sequential(_conv(features, 64), nn.ReLU(), _conv(64, 64, bias=False))
+        self.local = nn.Sequential(_conv(features, 64), _relu(), _conv(64, 64, bias=False))
         # Global path: two stride-2 convs then fully connected 256 -> 128 -> 64, last linear (§3.1.3).
-        self.global_conv = nn.Sequential(_conv(features, 64, 2), nn.ReLU(), _conv(64, 64, 2), nn.ReLU())
+        self.global_conv = nn.Sequential(_conv(features, 64, 2), _relu(), _conv(64, 64, 2), _relu())
         pooled = (spatial_bins // 4) ** 2 * 64
         self.global_fc = nn.Sequential(
-            nn.Linear(pooled, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64)
+            nn.Linear(pooled, 256), _relu(), nn.Linear(256, 128), _relu(), nn.Linear(128, 64)
         )
         self.output = nn.Conv2d(64, luma_bins * N_COEFFS, kernel_size=1)
         self._initialise()
