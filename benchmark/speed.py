@@ -38,7 +38,6 @@ import numba
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -56,6 +55,7 @@ from benchmark.evaluation.results import environment
 from benchmark.hdrnet.approximator import HDRNetApproximator
 from benchmark.models.registry import CONF_DIR, instantiate, options
 from benchmark.training.checkpoints import shipped_path
+from benchmark.training.losses import mse_loss
 from benchmark.training.train import CropSampler, adam
 
 SIZES = {  # name -> (width, height)
@@ -159,7 +159,7 @@ def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
     def step() -> None:
         inputs, targets, lowres, window = sampler.sample()
         optimiser.zero_grad(set_to_none=True)
-        F.mse_loss(model(inputs, lowres, window), targets).backward()
+        mse_loss(model(inputs, lowres, window), targets).backward()
         optimiser.step()
 
     return time_callable(step, warmup=cfg.warmup, repeats=max(3, cfg.repeats // 2))

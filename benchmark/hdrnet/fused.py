@@ -660,8 +660,9 @@ def _guide_constants(weights: tuple[np.ndarray, ...]) -> np.ndarray:
 
 
 def slices_by_lookup(depth: int) -> bool:
-    """Whether inference on a grid of ``depth`` luma bins runs the SIMD block
-    (``_lookup_guided_slice_apply_hwc``) rather than the portable sweep (``_guided_slice_apply_hwc``)."""
+    """Whether a grid of ``depth`` luma bins is sliced by the SIMD block (inference:
+    ``_lookup_guided_slice_apply_hwc``; training's float32 forward with the pointwise guide:
+    ``_lookup_slice_apply_nchw``) rather than the portable sweep."""
     return LANES > 0 and 2 <= depth <= MAX_BINS
 
 

@@ -30,6 +30,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet import fused, simd_backward, simd_lookup
 from benchmark.hdrnet.model import HDRNet
 from benchmark.imaging import antialias, grid
+from benchmark.training import losses
 
 # The kernels Python calls (of inference's two, the one this CPU runs for compile_kernels' model; in
 # training, the lookup forward on such a CPU besides the portable one, which the curves guide runs);
@@ -38,7 +39,7 @@ _LUMA_BINS = inspect.signature(HDRNet).parameters["luma_bins"].default
 _LOOKUP = fused.slices_by_lookup(_LUMA_BINS)
 _INFERENCE = fused._lookup_guided_slice_apply_hwc if _LOOKUP else fused._guided_slice_apply_hwc
 _TRAINING = (fused._slice_apply_nchw, fused._slice_apply_backward_nchw) + ((fused._lookup_slice_apply_nchw,) if _LOOKUP else ())
-ENTRY_POINTS = (_INFERENCE, *_TRAINING, antialias._resize_hwc)
+ENTRY_POINTS = (_INFERENCE, *_TRAINING, losses._squared_error_and_gradient, antialias._resize_hwc)
 # Source files compiled into those kernels besides their own (an intrinsic, an inlined function).
 INLINED = (simd_lookup.__file__, simd_backward.__file__, grid.__file__)
 
@@ -54,7 +55,7 @@ def compile_kernels() -> None:
     crop = torch.from_numpy(photo).permute(2, 0, 1)[None, :, 8:40, 16:48].contiguous()
     window = torch.tensor([[8, 16, 48, 64]])
     for trained in (model, HDRNet(guide="curves")):
-        trained(crop, trained.photo_view(photo), window).square().mean().backward()
+        losses.mse_loss(trained(crop, trained.photo_view(photo), window), crop).backward()
 
 
 def _cached_kernels() -> list[Dispatcher]:

@@ -23,6 +23,7 @@ from benchmark.core.images import to_tensor
 from benchmark.data.augment import is_variant
 from benchmark.data.pairs import PairSet
 from benchmark.training.curves import last_fifth_gain
+from benchmark.training.losses import mse_loss
 
 LR_SCHEDULES = ("cosine", "constant")
 CONTEXTS = ("crop", "photo")
@@ -291,7 +292,7 @@ def train_network(
                 started = time.perf_counter()
                 inputs, targets, *context = (t.to(device) if isinstance(t, torch.Tensor) else [v.to(device) for v in t]
                                              for t in sampler.sample())
-                loss = F.mse_loss(model(inputs, *context), targets)  # L2 at full resolution (HDRNet §3.5)
+                loss = mse_loss(model(inputs, *context), targets)  # L2 at full resolution (HDRNet §3.5)
                 loss = loss + regularization()  # the model's own prior, e.g. 3D LUT smoothness
                 if not torch.isfinite(loss):  # stop at once: nothing after this step is saved
                     raise BenchmarkError(
