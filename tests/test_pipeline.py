@@ -101,6 +101,48 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeyp
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
 
 
+def test_a_checkpoint_with_contiguous_optimizer_state_resumes_to_the_same_weights(tmp_path, rng, monkeypatch):
+    """A checkpoint written before the convolution weights went channels-last holds Adam's moments
+    contiguous: resuming puts them in their parameters' layout (the fused step pairs values by memory
+    order; without that, every 3x3 weight is updated with another one's moments)."""
+    pairs = _pairs(rng, 3)
+    cfg = TrainConfig(steps=8, batch_size=2, crop_size=32, lr=1e-3, lr_schedule="cosine",
+                      weight_decay=0.0, checkpoint_every=4, eval_every=8)
+    device = torch.device("cpu")
+
+    def fresh_model() -> HDRNet:
+        torch.manual_seed(0)
+        return HDRNet(spatial_bins=8, luma_bins=4)
+
+    reference = fresh_model()
+    train_network(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
+    calls = {"n": 0}
+    original_step = torch.optim.Adam.step
+
+    def step_then_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
+    with pytest.raises(BenchmarkError, match="run the same command again to resume"):
+        train_network(fresh_model(), pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    moments = [value for state in saved["optimizer"]["state"].values() for value in state.values()
+               if value.ndim == 4 and value.shape[2:] != (1, 1)]
+    assert moments and all(not value.is_contiguous() for value in moments)  # as this version saves them
+    for state in saved["optimizer"]["state"].values():  # as an older version saved them
+        for key, value in state.items():
+            state[key] = value.contiguous()
+    torch.save(saved, tmp_path / "resumed.pt")
+    resumed = fresh_model()
+    train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
+
+
 def test_corrupt_image_is_skipped_and_counted_or_stops_when_strict(tmp_path, photo_dir):
     (photo_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     lenient = run_cli(smoke_args(tmp_path, "run", f"data.root={photo_dir}", "data.max_images=5"), cwd=tmp_path)

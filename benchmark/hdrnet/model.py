@@ -67,6 +67,10 @@ class CoefficientNet(nn.Module):
         )
         self.output = nn.Conv2d(64, luma_bins * N_COEFFS, kernel_size=1)
         self._initialise()
+        # the convolutions' weights channels-last too, as oneDNN reads them with channels-last
+        # features: otherwise each is copied so at every forward and backward (same bits; the quick
+        # step's network 11.73 -> 11.28 ms, DESIGN §10)
+        self.to(memory_format=torch.channels_last)
 
     def _initialise(self) -> None:
         """He-initialised layers (google/hdrnet layers.py: variance scaling, zero biases) feeding an

@@ -202,6 +202,19 @@ def adam(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
+def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Each parameter's optimizer state in the parameter's memory layout. The fused Adam step pairs
+    values by memory order, and a loaded state keeps the layout it was saved in (a checkpoint from
+    before HDRNet's convolution weights went channels-last holds contiguous ones): left so, resuming
+    would silently update each weight with another one's moments."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param).copy_(value)
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
@@ -258,6 +271,7 @@ def train_network(
         if saved is not None:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
+            _in_parameter_layout(optimizer)
             scheduler.load_state_dict(saved["scheduler"])
             sampler.generator.set_state(saved["sampler_rng"].cpu())
             state = saved["progress"]
