@@ -64,71 +64,63 @@ def _pairs(rng: np.random.Generator, count: int) -> list[Pair]:
     return pairs
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeypatch):
-    pairs = _pairs(rng, 3)
-    cfg = TrainConfig(steps=12, batch_size=2, crop_size=32, lr=1e-3, lr_schedule="cosine",
-                      weight_decay=0.0, checkpoint_every=4, eval_every=6)
-    device = torch.device("cpu")
+def _small_hdrnet() -> HDRNet:
+    torch.manual_seed(0)
+    return HDRNet(spatial_bins=8, luma_bins=4)
 
-    def fresh_model() -> HDRNet:
-        torch.manual_seed(0)
-        return HDRNet(spatial_bins=8, luma_bins=4)
 
-    reference = fresh_model()
-    train_network(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
-
-    interrupted = fresh_model()
+def _train_then_interrupt(pairs: list[Pair], cfg: TrainConfig, checkpoint: Path, at_step: int,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train a fresh small HDRNet into ``checkpoint``, interrupted (Ctrl-C) at optimizer step ``at_step``."""
     calls = {"n": 0}
     original_step = torch.optim.Adam.step
 
     def step_then_interrupt(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 7:
+        if calls["n"] == at_step:
             raise KeyboardInterrupt
         return original_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
     with pytest.raises(BenchmarkError, match="run the same command again to resume"):
-        train_network(interrupted, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
+        train_network(_small_hdrnet(), pairs, pairs[:1], cfg, checkpoint, torch.device("cpu"), seed=0)
     monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+
+
+def _assert_same_weights(reference: torch.nn.Module, resumed: torch.nn.Module) -> None:
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
+
+
+def _uninterrupted(tmp_path: Path, rng: np.random.Generator, steps: int) -> tuple[list[Pair], TrainConfig, HDRNet]:
+    """Three small pairs, a config checkpointing every 4 steps, and a small HDRNet trained on them straight."""
+    pairs = _pairs(rng, 3)
+    cfg = TrainConfig(steps=steps, batch_size=2, crop_size=32, lr=1e-3, lr_schedule="cosine",
+                      weight_decay=0.0, checkpoint_every=4, eval_every=6)
+    reference = _small_hdrnet()
+    train_network(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", torch.device("cpu"), seed=0)
+    return pairs, cfg, reference
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, rng, monkeypatch):
+    pairs, cfg, reference = _uninterrupted(tmp_path, rng, 12)
+    device = torch.device("cpu")
+    _train_then_interrupt(pairs, cfg, tmp_path / "resumed.pt", 7, monkeypatch)
     saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert saved["progress"]["step"] == 6
 
-    resumed = fresh_model()
+    resumed = _small_hdrnet()
     summary = train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
     assert summary["steps"] == 12
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
+    _assert_same_weights(reference, resumed)
 
 
 def test_a_checkpoint_with_contiguous_optimizer_state_resumes_to_the_same_weights(tmp_path, rng, monkeypatch):
     """A checkpoint written before the convolution weights went channels-last holds Adam's moments
     contiguous: resuming puts them in their parameters' layout (the fused step pairs values by memory
     order; without that, every 3x3 weight is updated with another one's moments)."""
-    pairs = _pairs(rng, 3)
-    cfg = TrainConfig(steps=8, batch_size=2, crop_size=32, lr=1e-3, lr_schedule="cosine",
-                      weight_decay=0.0, checkpoint_every=4, eval_every=8)
-    device = torch.device("cpu")
-
-    def fresh_model() -> HDRNet:
-        torch.manual_seed(0)
-        return HDRNet(spatial_bins=8, luma_bins=4)
-
-    reference = fresh_model()
-    train_network(reference, pairs, pairs[:1], cfg, tmp_path / "straight.pt", device, seed=0)
-    calls = {"n": 0}
-    original_step = torch.optim.Adam.step
-
-    def step_then_interrupt(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
-    with pytest.raises(BenchmarkError, match="run the same command again to resume"):
-        train_network(fresh_model(), pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
-    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    pairs, cfg, reference = _uninterrupted(tmp_path, rng, 8)
+    _train_then_interrupt(pairs, cfg, tmp_path / "resumed.pt", 5, monkeypatch)
     saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
     moments = [value for state in saved["optimizer"]["state"].values() for value in state.values()
                if value.ndim == 4 and value.shape[2:] != (1, 1)]
@@ -137,10 +129,9 @@ def test_a_checkpoint_with_contiguous_optimizer_state_resumes_to_the_same_weight
         for key, value in state.items():
             state[key] = value.contiguous()
     torch.save(saved, tmp_path / "resumed.pt")
-    resumed = fresh_model()
-    train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", device, seed=0)
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{name} differs after resume")
+    resumed = _small_hdrnet()
+    train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", torch.device("cpu"), seed=0)
+    _assert_same_weights(reference, resumed)
 
 
 def test_corrupt_image_is_skipped_and_counted_or_stops_when_strict(tmp_path, photo_dir):
