@@ -207,13 +207,15 @@ def test_bicubic_baseline_runs(tmp_path, photo_dir):
 
 def test_whole_photo_context_batches_are_crops_of_the_flipped_photo_at_their_window(rng):
     """train.context=photo: each crop (flips included) is exactly the window of its flipped photo,
-    and the low-res view is the model's view of that whole flipped photo."""
+    and the low-res view is the model's view of that whole flipped photo, the batch in the layout
+    the model gives its views (HDRNet's network reads them channels-last)."""
     pairs = _pairs(rng, 3)
     model = HDRNet(spatial_bins=8, luma_bins=4)
     sampler = CropSampler(pairs, 32, 8, seed=1, lowres=model.lowres)
     plain = CropSampler(pairs, 32, 8, seed=1)
     inputs, targets, lowres, window = sampler.sample()
     plain_inputs, plain_targets = plain.sample()
+    assert lowres.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(inputs, plain_inputs) and torch.equal(targets, plain_targets)  # same draws
     photos = [to_tensor(p.input)[0] for p in pairs]
     for crop, view, (top, left, height, width) in zip(inputs, lowres, window.tolist()):

@@ -174,11 +174,15 @@ class HDRNet(nn.Module):
         self.guide = PointwiseGuide() if guide == "pointwise" else CurvesGuide()
 
     def lowres(self, image: torch.Tensor) -> torch.Tensor:
-        """The network's view: the whole image squeezed to lowres_size x lowres_size (§3.1)."""
+        """The network's view: the whole image squeezed to lowres_size x lowres_size (§3.1),
+        channels-last in memory as the network reads it (a training batch of cached views is
+        joined in that layout: no conversion at each step)."""
         size = (self.lowres_size, self.lowres_size)
         if self.lowres_interpolation == "nearest":  # the original code's choice
-            return F.interpolate(image, size=size, mode="nearest")
-        return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+            view = F.interpolate(image, size=size, mode="nearest")
+        else:
+            view = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return view.contiguous(memory_format=torch.channels_last)
 
     def forward(
         self, image: torch.Tensor, lowres: torch.Tensor | None = None, window: torch.Tensor | None = None

@@ -102,7 +102,7 @@ class CropSampler:
             dims = [dim for dim, flipped in ((-1, flip_x), (-2, flip_y)) if flipped]
             photo = self.inputs[index].flip(dims) if dims else self.inputs[index]
             with torch.no_grad():
-                self._lowres_cache[key] = self.lowres(photo[None])[0]
+                self._lowres_cache[key] = self.lowres(photo[None])
         return self._lowres_cache[key]
 
     def _randint(self, high: int) -> int:
@@ -134,7 +134,9 @@ class CropSampler:
         if self.lowres is None:
             return batch
         same_shape = len({view.shape for view in lowres}) == 1
-        return (*batch, torch.stack(lowres) if same_shape else lowres, torch.tensor(windows, dtype=torch.int64))
+        # joined in the views' own memory layout (HDRNet's: channels-last, as its network reads them)
+        views = torch.cat(lowres) if same_shape else [view[0] for view in lowres]
+        return (*batch, views, torch.tensor(windows, dtype=torch.int64))
 
 
 def _psnr_from_mse(mse: float) -> float:
