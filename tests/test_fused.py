@@ -235,7 +235,7 @@ def test_hidden_units_dead_on_the_unit_cube_are_skipped_only_inside_it(monkeypat
         outputs = []
         for guide in (constants, every_unit):
             out = np.empty_like(image)
-            fused._lookup_guided_slice_apply_hwc(image, fused._lookup_tables(grid), guide, grid.shape[2], True, out)
+            fused._lookup_guided_slice_apply_hwc(image, *fused._lookup_tables(grid), guide, grid.shape[2], True, out)
             outputs.append(out)
         assert np.array_equal(*outputs)
     assert 0 < live_units < 16 * len(cases)  # the cases have dead units and live ones

@@ -15,9 +15,9 @@ Loop layout, chosen so every inner loop runs along x with SIMD and no gathers:
   (two are non-zero), over the bins that some pixel of a block of 64 columns of the segment
   touches: 24 multiply-adds per pixel and bin, vectorised;
 - or, in inference on x86 with AVX2 / AVX-512 and 2-8 luma bins, each pixel looks its two bins
-  up in per-segment tables (the tables, ``_lookup_tables``, are interpolated along y per row like
-  the grid), guide, slice and apply of a block of pixels in registers (``simd_lookup``): 1080p,
-  one thread, 16.0 -> 10.3 ms (DESIGN §10);
+  up in per-segment tables (``_lookup_tables``, interpolated along y as they are read), guide,
+  slice and apply of a block of pixels in registers (``simd_lookup``): 1080p, one thread, 16.0 ->
+  10.3 ms (DESIGN §10);
 - training on those CPUs (float32, the pointwise guide) slices by the same lookups, on planar
   batches (``_lookup_slice_apply_nchw``), and its backward (no image gradient) adds each
   segment's sums up in ``simd_backward`` (fixed-width blocks, the 24 sums reduced together);
@@ -53,6 +53,7 @@ GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrne
 # inside one item), each with a private gradient buffer of its item's grid, summed in a fixed order:
 # a fixed split (not one per thread) makes the gradients the same for any thread count
 _BACKWARD_BLOCKS = 16
+_ROW_CHUNKS = 64  # inference's parallel loop: runs of rows, each thread's share split evenly
 _OUTPUTS = OutputPool()  # inference outputs, reused once their caller drops them (benchmark.core.buffers)
 # forward: a segment is sliced in blocks of this many columns, each over the luma bins its own pixels
 # touch (DESIGN §10: 1080p, 2 threads, 8.52 -> 8.27 ms; 4000x3000 42.9 -> 41.0; same bits)
@@ -164,17 +165,31 @@ def _cell_tables(grid: np.ndarray, b: int, y: int, first: int, stop: int, tables
                 change[MAX_BINS + d] = change[d + 1] - change[d]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _y_changes(tables: np.ndarray, b: int, y: int, first: int, stop: int, changes: np.ndarray) -> None:
+    """``changes[b, y, x] = tables[b, y + 1, x] - tables[b, y, x]`` (0 at the last row of cells) for x
+    cells ``first`` to ``stop - 1``: a row's tables are ``tables[b, y0] + wy changes[b, y0]``, its y
+    cells and weight by ``_y_cell``, as ``_row_grid`` interpolates the grid (the same bits)."""
+    below = min(y + 1, tables.shape[1] - 1)
+    for x in range(first, stop):
+        changes[b, y, x] = tables[b, below, x] - tables[b, y, x]
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _lookup_tables(grid: np.ndarray) -> np.ndarray:
-    """``(B, 12, D, Hg, Wg)`` -> ``(B, Hg, Wg, 24, 16)``, the tables ``simd_lookup`` reads per x cell:
-    rows 0-11 the cell's coefficients, rows 12-23 their change to the next x cell (0 at the last
-    cell); each row the values at bins 0..D-1, then from column 8 the change to the next bin.
-    Linear in the grid, so a row's tables are these interpolated along y like the grid itself."""
+def _lookup_tables(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, 12, D, Hg, Wg)`` -> the tables ``simd_lookup`` reads per x cell and their change to the
+    next row of cells (``_y_changes``), each ``(B, Hg, Wg, 24, 16)``: rows 0-11 the cell's
+    coefficients, rows 12-23 their change to the next x cell (0 at the last cell); each row the
+    values at bins 0..D-1, then from column 8 the change to the next bin. Linear in the grid, so a
+    row's tables are these interpolated along y like the grid itself."""
     batch, _, _, cells_y, cells_x = grid.shape
     tables = np.zeros((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), grid.dtype)
+    changes = np.empty_like(tables)
     for item in prange(batch * cells_y):
         _cell_tables(grid, item // cells_y, item % cells_y, 0, cells_x, tables)
-    return tables
+    for item in prange(batch * cells_y):
+        _y_changes(tables, item // cells_y, item % cells_y, 0, cells_x, changes)
+    return tables, changes
 
 
 # The one place a float becomes an index: compiled without fastmath's no-NaN/no-inf assumptions, so
@@ -474,31 +489,36 @@ def _guided_slice_apply_hwc(
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _lookup_guided_slice_apply_hwc(
-    image: np.ndarray, tables: np.ndarray, guide: np.ndarray, depth: int, clip: bool, out: np.ndarray
+    image: np.ndarray, tables: np.ndarray, y_changes: np.ndarray, guide: np.ndarray, depth: int, clip: bool,
+    out: np.ndarray,
 ) -> None:
     """``_guided_slice_apply_hwc`` with every block of ``VECTORS`` x ``LANES`` pixels guided, sliced and
-    applied in registers (``simd_lookup.guided_lookup_block``); ``tables``: ``_lookup_tables`` of a grid of
-    ``depth`` luma bins, ``guide``: ``_guide_constants``."""
+    applied in registers (``simd_lookup.guided_lookup_block``); ``tables``, ``y_changes``:
+    ``_lookup_tables`` of a grid of ``depth`` luma bins, ``guide``: ``_guide_constants``."""
     height, width = image.shape[0], image.shape[1]
     block = VECTORS * LANES
     wx = np.zeros(width + block, tables.dtype)  # blocks read x weights past the row's end
     wx[:width], start = _x_segments(width, 0, width, tables.shape[2], tables)
-    for y in prange(height):
-        rowtables = np.empty(tables.shape[2:], tables.dtype)
-        tail = np.zeros((2, 3 * block), image.dtype)  # the row's last, partial block: in, out
-        _row_grid(tables, 0, y, height, 0, rowtables.shape[0], rowtables)
-        pixels, target = image[y].reshape(-1), out[y].reshape(-1)
-        segment = 0
-        for x in range(0, width, block):
-            while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
-                segment += 1
-            if x + block <= width:
-                guided_lookup_block(rowtables, start, segment, wx, x, pixels, x, target, x, guide, depth - 2, clip)
-            else:
-                count = 3 * (width - x)
-                tail[0, :count] = pixels[3 * x:]
-                guided_lookup_block(rowtables, start, segment, wx, x, tail[0], 0, tail[1], 0, guide, depth - 2, clip)
-                target[3 * x:] = tail[1, :count]
+    chunks = min(height, _ROW_CHUNKS)
+    for chunk in prange(chunks):  # runs of rows (a loop over rows inside: 1080p 3.6 -> 3.4 ms, DESIGN §10)
+        tail = np.zeros((2, 3 * block), image.dtype)  # a row's last, partial block: in, out
+        for y in range(chunk * height // chunks, (chunk + 1) * height // chunks):
+            y0, _, wy = _y_cell(y, height, tables.shape[1])
+            row_tables, row_changes, row_wy = tables[0, y0], y_changes[0, y0], tables.dtype.type(wy)
+            pixels, target = image[y].reshape(-1), out[y].reshape(-1)
+            segment = 0
+            for x in range(0, width, block):
+                while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
+                    segment += 1
+                if x + block <= width:
+                    guided_lookup_block(row_tables, row_changes, row_wy, start, segment, wx, x, pixels, x, target, x,
+                                        guide, depth - 2, clip)
+                else:
+                    count = 3 * (width - x)
+                    tail[0, :count] = pixels[3 * x:]
+                    guided_lookup_block(row_tables, row_changes, row_wy, start, segment, wx, x, tail[0], 0, tail[1], 0,
+                                        guide, depth - 2, clip)
+                    target[3 * x:] = tail[1, :count]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -542,31 +562,40 @@ def _lookup_slice_apply_nchw(
     # the tables of the cells each crop reads only (a 256-px crop of a 768 x 512 photo: about a
     # quarter); the others, and the bins past D, are never read
     tables = np.empty((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), image.dtype)
+    y_changes = np.empty_like(tables)
+    used_y = np.empty((batch, 2), np.int64)  # each crop's first and last row of cells
+    for b in range(batch):
+        top, full_height = window[b, 0], window[b, 2]
+        used_y[b, 0], used_y[b, 1] = _y_cell(top, full_height, cells_y)[0], _y_cell(top + height - 1, full_height, cells_y)[1]
     for item in prange(batch * cells_y):
         b, y = item // cells_y, item % cells_y
-        top, full_height = window[b, 0], window[b, 2]
-        if _y_cell(top, full_height, cells_y)[0] <= y <= _y_cell(top + height - 1, full_height, cells_y)[1]:
+        if used_y[b, 0] <= y <= used_y[b, 1]:
             first, last = _used_segments(starts[b])
             _cell_tables(grid, b, y, first, last + 1, tables)
+    for item in prange(batch * cells_y):
+        b, y = item // cells_y, item % cells_y
+        if used_y[b, 0] <= y < used_y[b, 1] or y == cells_y - 1 == used_y[b, 1]:  # a row's upper cells
+            first, last = _used_segments(starts[b])
+            _y_changes(tables, b, y, first, last + 1, y_changes)
     for row in prange(batch * height):
         b, y = row // height, row % height
-        rowtables = np.empty(tables.shape[2:], tables.dtype)
+        y0, _, wy = _y_cell(window[b, 0] + y, window[b, 2], cells_y)
+        row_tables, row_changes, row_wy = tables[b, y0], y_changes[b, y0], tables.dtype.type(wy)
         start, wx = starts[b], padded[b]
-        first, last = _used_segments(start)
-        _row_grid(tables, b, window[b, 0] + y, window[b, 2], first, last + 1, rowtables)  # segment s: table s
-        segment = first
+        segment = _used_segments(start)[0]
         for x in range(0, width, block):
             while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
                 segment += 1
             if x + block <= width:
-                planar_lookup_block(rowtables, start, segment, wx, x, image, b, y, x, out, guide, guide_constants, grid.shape[2] - 2)
+                planar_lookup_block(row_tables, row_changes, row_wy, start, segment, wx, x, image, b, y, x, out, guide,
+                                    guide_constants, grid.shape[2] - 2)
             else:  # the row's last, partial block, through a padded copy
                 count = width - x
                 tail_in, tail_out = np.zeros((1, 3, 1, block), image.dtype), np.empty((1, 3, 1, block), image.dtype)
                 tail_guide = np.empty((1, 1, block), image.dtype)
                 tail_in[0, :, 0, :count] = image[b, :, y, x:]
-                planar_lookup_block(rowtables, start, segment, wx, x, tail_in, 0, 0, 0, tail_out, tail_guide,
-                                    guide_constants, grid.shape[2] - 2)
+                planar_lookup_block(row_tables, row_changes, row_wy, start, segment, wx, x, tail_in, 0, 0, 0, tail_out,
+                                    tail_guide, guide_constants, grid.shape[2] - 2)
                 out[b, :, y, x:] = tail_out[0, :, 0, :count]
                 guide[b, y, x:] = tail_guide[0, 0, :count]
 
@@ -702,7 +731,7 @@ def guided_slice_apply(
     grid = np.asarray(grid, np.float32)
     depth = grid.shape[2]
     if slices_by_lookup(depth):
-        _lookup_guided_slice_apply_hwc(image, _lookup_tables(grid), _guide_constants(weights), depth, clip, out)
+        _lookup_guided_slice_apply_hwc(image, *_lookup_tables(grid), _guide_constants(weights), depth, clip, out)
     else:
         _guided_slice_apply_hwc(
             image, _cell_major(grid), weights, *_tanh_coefficients(np.float32), clip, image.dtype == np.uint8, out
