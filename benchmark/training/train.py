@@ -97,12 +97,17 @@ class CropSampler:
         self._lowres_cache: dict[tuple[int, bool, bool], torch.Tensor] = {}
 
     def _photo_lowres(self, index: int, flip_x: bool, flip_y: bool) -> torch.Tensor:
+        """The view of photo ``index`` flipped so: the photo's view flipped. The antialiased resize's
+        filter is mirror-symmetric, so that is the flipped photo's view up to the order of its sums
+        (within 2e-7), at a quarter of the resizes (a 1000-step quick run: 126 instead of 504)."""
         key = (index, flip_x, flip_y)
         if key not in self._lowres_cache:
             dims = [dim for dim, flipped in ((-1, flip_x), (-2, flip_y)) if flipped]
-            photo = self.inputs[index].flip(dims) if dims else self.inputs[index]
-            with torch.no_grad():
-                self._lowres_cache[key] = self.lowres(photo[None])
+            if dims:
+                self._lowres_cache[key] = self._photo_lowres(index, False, False).flip(dims)
+            else:
+                with torch.no_grad():
+                    self._lowres_cache[key] = self.lowres(self.inputs[index][None])
         return self._lowres_cache[key]
 
     def _randint(self, high: int) -> int:
