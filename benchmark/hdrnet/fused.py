@@ -563,26 +563,26 @@ def _lookup_slice_apply_nchw(
     # quarter); the others, and the bins past D, are never read
     tables = np.empty((batch, cells_y, cells_x, 2 * N_COEFFS, TABLE), image.dtype)
     y_changes = np.empty_like(tables)
-    used_y = np.empty((batch, 2), np.int64)  # each crop's first and last row of cells
+    # per crop: its first and last segment, and the first and last upper row of cells of its rows
+    used = np.empty((batch, 4), np.int64)
     for b in range(batch):
+        used[b, 0], used[b, 1] = _used_segments(starts[b])
         top, full_height = window[b, 0], window[b, 2]
-        used_y[b, 0], used_y[b, 1] = _y_cell(top, full_height, cells_y)[0], _y_cell(top + height - 1, full_height, cells_y)[1]
+        used[b, 2], used[b, 3] = _y_cell(top, full_height, cells_y)[0], _y_cell(top + height - 1, full_height, cells_y)[0]
     for item in prange(batch * cells_y):
         b, y = item // cells_y, item % cells_y
-        if used_y[b, 0] <= y <= used_y[b, 1]:
-            first, last = _used_segments(starts[b])
-            _cell_tables(grid, b, y, first, last + 1, tables)
+        if used[b, 2] <= y <= min(used[b, 3] + 1, cells_y - 1):  # the rows' upper cells and the ones below
+            _cell_tables(grid, b, y, used[b, 0], used[b, 1] + 1, tables)
     for item in prange(batch * cells_y):
         b, y = item // cells_y, item % cells_y
-        if used_y[b, 0] <= y < used_y[b, 1] or y == cells_y - 1 == used_y[b, 1]:  # a row's upper cells
-            first, last = _used_segments(starts[b])
-            _y_changes(tables, b, y, first, last + 1, y_changes)
+        if used[b, 2] <= y <= used[b, 3]:
+            _y_changes(tables, b, y, used[b, 0], used[b, 1] + 1, y_changes)
     for row in prange(batch * height):
         b, y = row // height, row % height
         y0, _, wy = _y_cell(window[b, 0] + y, window[b, 2], cells_y)
         row_tables, row_changes, row_wy = tables[b, y0], y_changes[b, y0], tables.dtype.type(wy)
         start, wx = starts[b], padded[b]
-        segment = _used_segments(start)[0]
+        segment = used[b, 0]
         for x in range(0, width, block):
             while start[segment + 1] <= x:  # the segment holding column x (empty ones skipped)
                 segment += 1

@@ -288,8 +288,7 @@ def guided_lookup_block(
     rows 0-11 a segment's left-cell coefficients (P), rows 12-23 their change towards the right
     cell (Q); each row the values at bins 0..7, then from column 8 the change to the next bin.
     ``y_changes`` (same shape): their change to the lower y cells; ``wy``: the row's y weight. Each
-    table row is interpolated to the row as it is read (no per-row copy of the tables: 1080p, 2
-    threads, 3.15 -> 2.98 ms, DESIGN §10).
+    table row is interpolated to the row as it is read (no per-row copy of the tables, DESIGN §10).
     ``start``: each segment's first column (``fused._x_segments``); ``segment`` the one holding
     column ``x``: a block that reaches into the next segments is sliced with each one's tables, each
     lane keeping its own segment's result. ``wx``: the x weight t per column (padded by ``BLOCK``).
