@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,14 @@ from benchmark.core.images import to_tensor, write_image
 from benchmark.data.pairs import Pair
 from benchmark.evaluation.metrics import PSNR_CAP_DB
 from benchmark.hdrnet.model import HDRNet
-from benchmark.training.train import CropSampler, TrainConfig, train_network
+from benchmark.training import train
+from benchmark.training.train import (
+    CropSampler,
+    TrainConfig,
+    adam,
+    adam_step,
+    train_network,
+)
 from tests.conftest import compose_config, run_cli
 
 TOP_LEVEL_KEYS = {"task", "model", "config", "environment", "metrics", "images", "summary"}
@@ -73,18 +81,18 @@ def _train_then_interrupt(pairs: list[Pair], cfg: TrainConfig, checkpoint: Path,
                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Train a fresh small HDRNet into ``checkpoint``, interrupted (Ctrl-C) at optimizer step ``at_step``."""
     calls = {"n": 0}
-    original_step = torch.optim.Adam.step
+    original_step = train.adam_step
 
-    def step_then_interrupt(self, *args, **kwargs):
+    def step_then_interrupt(optimizer):
         calls["n"] += 1
         if calls["n"] == at_step:
             raise KeyboardInterrupt
-        return original_step(self, *args, **kwargs)
+        original_step(optimizer)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
+    monkeypatch.setattr(train, "adam_step", step_then_interrupt)
     with pytest.raises(BenchmarkError, match="run the same command again to resume"):
         train_network(_small_hdrnet(), pairs, pairs[:1], cfg, checkpoint, torch.device("cpu"), seed=0)
-    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    monkeypatch.setattr(train, "adam_step", original_step)
 
 
 def _assert_same_weights(reference: torch.nn.Module, resumed: torch.nn.Module) -> None:
@@ -132,6 +140,38 @@ def test_a_checkpoint_with_contiguous_optimizer_state_resumes_to_the_same_weight
     resumed = _small_hdrnet()
     train_network(resumed, pairs, pairs[:1], cfg, tmp_path / "resumed.pt", torch.device("cpu"), seed=0)
     _assert_same_weights(reference, resumed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_step_gives_the_bits_of_optimizer_step(dtype, monkeypatch):
+    """``adam_step`` calls torch's fused kernel itself after the first step: the same weights as
+    ``Optimizer.step`` at every step, with weight decay under a cosine schedule, and no warning
+    from the schedule."""
+    models = [_small_hdrnet().to(dtype) for _ in range(2)]
+    optimizers = [adam(model, lr=1e-2, weight_decay=1e-3) for model in models]
+    full_steps = {"n": 0}
+    counted = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        full_steps["n"] += self is optimizers[1]
+        return counted(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=6, eta_min=1e-4) for o in optimizers]
+    generator = torch.Generator().manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(6):
+            image = torch.rand(2, 3, 32, 48, generator=generator, dtype=dtype)
+            for model, optimizer, schedule in zip(models, optimizers, schedules):
+                optimizer.zero_grad(set_to_none=True)
+                (model(image) - image.flip(-1)).square().mean().backward()
+                adam_step(optimizer) if optimizer is optimizers[1] else optimizer.step()
+                schedule.step()
+            for first, second in zip(models[0].parameters(), models[1].parameters()):
+                assert torch.equal(first, second)
+    assert full_steps["n"] == 1  # only the first, which makes Adam's state
+    assert not torch.equal(next(models[0].parameters()), next(_small_hdrnet().to(dtype).parameters()))
 
 
 def test_corrupt_image_is_skipped_and_counted_or_stops_when_strict(tmp_path, photo_dir):

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.optim.optimizer as optimizer_module
 from tqdm import tqdm
 
 from benchmark.core import settings
@@ -209,6 +210,38 @@ def adam(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
+def adam_step(optimizer: torch.optim.Adam) -> None:
+    """``optimizer.step()`` for an ``adam`` optimizer whose parameters all have their state: the
+    same call of torch's fused kernel (the same bits), without ``Optimizer.step``'s bookkeeping
+    around it each step (profiler record, hooks, the tensors regrouped by device and dtype): 0.83 ->
+    0.50 ms of a quick HDRNet training step (DESIGN §10). The first step, which makes the state,
+    and any optimizer this does not cover go through ``optimizer.step()``."""
+    group = optimizer.param_groups[0]
+    params = [param for param in group["params"] if param.grad is not None]
+    states = [optimizer.state.get(param) for param in params]
+    covered = (
+        len(optimizer.param_groups) == 1 and group["fused"] and params and all(states)
+        and not any(group[flag] for flag in ("amsgrad", "maximize", "capturable", "differentiable",
+                                             "decoupled_weight_decay"))
+        and not (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+                 or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks)
+        and len({(param.device, param.dtype) for param in params}) == 1
+    )
+    if not covered:
+        optimizer.step()
+        return
+    steps = [state["step"] for state in states]
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():  # what torch.optim.adam._fused_adam does for one device and dtype
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, [param.grad for param in params], [state["exp_avg"] for state in states],
+            [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+            beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False, grad_scale=None,
+            found_inf=None,
+        )
+
+
 def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Each parameter's optimizer state in the parameter's memory layout. The fused Adam step pairs
     values by memory order, and a loaded state keeps the layout it was saved in (a checkpoint from
@@ -322,7 +355,7 @@ def train_network(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                adam_step(optimizer)
                 scheduler.step()
                 state["step"] += 1
                 state["train_seconds"] += time.perf_counter() - started
