@@ -47,7 +47,7 @@ from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError, command
 from benchmark.core.files import write_bytes_atomic, write_errors, write_json_atomic
 from benchmark.core.images import read_image
-from benchmark.core.runtime import resolve_device
+from benchmark.core.runtime import keep_freed_memory, resolve_device
 from benchmark.core.timing import Timing, time_callable
 from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
@@ -148,6 +148,7 @@ def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
     of random crops of the bundled photos with their whole-photo views, forward + backward at full
     resolution, HDRNet with the task's shipped weights (``timed_model``)."""
     torch.manual_seed(0)
+    keep_freed_memory()  # as train_network does
     model = timed_model(cfg.task, "hdrnet", f"model.fullres={fullres}").network.train()
     optimiser = adam(model, lr=1e-4, weight_decay=0.0)
     photos = {path.stem: read_image(path) for path in sorted(BUNDLED_PHOTOS.glob("*.png"))}

@@ -21,6 +21,7 @@ from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.files import write_atomic
 from benchmark.core.images import to_tensor
+from benchmark.core.runtime import keep_freed_memory
 from benchmark.data.augment import is_variant
 from benchmark.data.pairs import PairSet
 from benchmark.training.curves import last_fifth_gain
@@ -298,6 +299,7 @@ def train_network(
     """
     with checkpoint_lock(checkpoint_path):
         torch.manual_seed(seed)
+        keep_freed_memory()  # each step's tensors reuse the last one's pages: no page faults
         if cfg.context == "photo" and not isinstance(model, WholePhotoModel):
             raise BenchmarkError(f"train.context=photo needs a model whose image-wide part reads a low-resolution "
                                  f"copy of the photo; {type(model).__name__} has none")
