@@ -59,7 +59,6 @@ def test_enhance_reuses_a_dropped_output_and_keeps_a_held_one_intact() -> None:
     assert kept.ctypes.data != address and np.array_equal(kept, expected)
 
 
-
 _FAULTS_PER_STEP = """
 import resource, sys, numpy as np, torch
 from benchmark.core.runtime import keep_freed_memory

@@ -86,7 +86,7 @@ def keep_freed_memory() -> bool:
     this malloc has ``mallopt`` (glibc) to do so.
 
     A training step allocates and frees its batch, activations and gradients (~30 MB): handed back,
-    they return as new pages whose first write faults, ~1 us each, 330-540 faults in a quick HDRNet
+    they return as new pages whose first write faults, ~1 us each, 500-700 faults in a quick HDRNet
     step (DESIGN §10). Results stay bit for bit the same: only where memory comes from changes."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is None:
