@@ -11,8 +11,9 @@ from benchmark.imaging.antialias import antialiased_resize, filter_taps
 
 
 def torch_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``F.interpolate``'s resize, HWC in and out."""
     nchw = torch.from_numpy(image).permute(2, 0, 1)[None]
-    return F.interpolate(nchw, size=size, mode="bilinear", align_corners=False, antialias=True)[0].numpy()
+    return F.interpolate(nchw, size=size, mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
 
 
 @pytest.mark.parametrize("shape", [(512, 768), (1080, 1920), (77, 203), (300, 255), (256, 256), (100, 120)])

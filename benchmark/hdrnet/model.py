@@ -209,13 +209,15 @@ class HDRNet(nn.Module):
 
     def photo_view(self, image: np.ndarray) -> torch.Tensor:
         """``self.lowres`` of an ``(H, W, 3)`` float32 or uint8 photo on the CPU, straight from its HWC
-        pixels: ``(1, 3, s, s)`` float32. The bilinear view goes through the one-pass antialiased
-        resize (equal to ``F.interpolate`` within 3e-7, 2.5x faster: DESIGN §10), which reads 8-bit
+        pixels: ``(1, 3, s, s)`` float32, channels-last in memory as the network reads it. The bilinear
+        view goes through the one-pass antialiased resize (equal to ``F.interpolate`` within 3e-7,
+        2.5x faster: DESIGN §10), which reads 8-bit
         pixels as value / 255 without a float copy of the photo: an 8-bit photo's view is its float
         photo's view."""
         if self.lowres_interpolation == "bilinear":
             match_numba_threads()
-            return torch.from_numpy(antialiased_resize(image, (self.lowres_size, self.lowres_size)))[None]
+            view = antialiased_resize(image, (self.lowres_size, self.lowres_size))  # HWC
+            return torch.from_numpy(view).permute(2, 0, 1)[None]
         pixels = image if image.flags.writeable else image.copy()  # torch takes only writable memory (as to_tensor)
         view = self.lowres(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0))  # channels-last in memory
         return view.float() / 255 if image.dtype == np.uint8 else view
