@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.imaging import antialias
 from benchmark.imaging.antialias import antialiased_resize, filter_taps
 
 
@@ -34,6 +35,18 @@ def test_taps_are_a_normalised_triangle() -> None:
     assert weights.shape == (256, 8) and first[10] == 38
     np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-6)
     np.testing.assert_allclose(weights[10], np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 32, atol=1e-7)
+
+
+def test_taps_are_made_once_per_size_and_padded_to_whole_groups() -> None:
+    image = np.random.default_rng(2).random((301, 203, 3), dtype=np.float32)
+    first = antialiased_resize(image, (31, 64))
+    hits = antialias._taps.cache_info().hits
+    assert np.array_equal(antialiased_resize(image, (31, 64)), first)
+    assert antialias._taps.cache_info().hits == hits + 2  # the y and the x taps
+    starts, weights = antialias._taps(301, 31, 4)
+    expected_starts, expected = filter_taps(301, 31)
+    assert weights.shape[1] % 4 == 0 and np.array_equal(starts, expected_starts)
+    assert np.array_equal(weights[:, : expected.shape[1]], expected) and not weights[:, expected.shape[1]:].any()
 
 
 def test_bad_input_is_refused() -> None:
