@@ -172,8 +172,11 @@ def _y_changes(tables: np.ndarray, b: int, y: int, first: int, stop: int, change
     cells ``first`` to ``stop - 1``: a row's tables are ``tables[b, y0] + wy changes[b, y0]``, its y
     cells and weight by ``_y_cell``, as ``_row_grid`` interpolates the grid (the same bits)."""
     below = min(y + 1, tables.shape[1] - 1)
-    for x in range(first, stop):
-        changes[b, y, x] = tables[b, below, x] - tables[b, y, x]
+    for x in range(first, stop):  # loops, not an array expression: numba would allocate a temporary per cell
+        upper, lower, change = tables[b, y, x], tables[b, below, x], changes[b, y, x]
+        for row in range(upper.shape[0]):
+            for column in range(upper.shape[1]):
+                change[row, column] = lower[row, column] - upper[row, column]
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
