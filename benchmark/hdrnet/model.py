@@ -211,9 +211,8 @@ class HDRNet(nn.Module):
         """``self.lowres`` of an ``(H, W, 3)`` float32 or uint8 photo on the CPU, straight from its HWC
         pixels: ``(1, 3, s, s)`` float32, channels-last in memory as the network reads it. The bilinear
         view goes through the one-pass antialiased resize (equal to ``F.interpolate`` within 3e-7,
-        2.5x faster: DESIGN §10), which reads 8-bit
-        pixels as value / 255 without a float copy of the photo: an 8-bit photo's view is its float
-        photo's view."""
+        2.5x faster: DESIGN §10), which reads 8-bit pixels as value / 255 without a float copy of
+        the photo: an 8-bit photo's view is its float photo's view."""
         if self.lowres_interpolation == "bilinear":
             match_numba_threads()
             view = antialiased_resize(image, (self.lowres_size, self.lowres_size))  # HWC
