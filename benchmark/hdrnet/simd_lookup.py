@@ -79,6 +79,9 @@ def float_vector_function(module: ir.Module, name: str, lanes: int, arity: int) 
     return cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * arity), f"{name}.v{lanes}f32")
 
 
+# each block asks for the pixels this far ahead of it (every cache line of a block's worth): the
+# hardware's prefetch alone left the float32 kernel waiting on memory (DESIGN §10)
+PREFETCH_PIXELS = 640
 VECTORS = 2  # a block is VECTORS x LANES pixels, their dependency chains interleaved
 
 
@@ -91,6 +94,11 @@ class _BlockCode:
         self.vf, self.vi = ir.VectorType(self.f32, LANES), ir.VectorType(self.i32, LANES)
         module = builder.module
         self.fma = float_vector_function(module, "llvm.fma", LANES, 3)
+        self.i8 = ir.IntType(8)
+        self.prefetch = cgutils.get_or_insert_function(  # address, write?, locality 0-3, data (1) or code
+            module, ir.FunctionType(ir.VoidType(), [self.i8.as_pointer()] + [self.i32] * 3), "llvm.prefetch.p0i8"
+        )
+        self.read_to_l1 = [ir.Constant(self.i32, k) for k in (0, 3, 1)]
         if LANES == 16:  # vpermps zmm: table first, then indices
             self.permute = cgutils.get_or_insert_function(
                 module, ir.FunctionType(self.vf, [self.vf, self.vi]), "llvm.x86.avx512.permvar.sf.512"
@@ -324,6 +332,11 @@ def guided_lookup_block(
             first_value = builder.mul(code.offset(args[index + 1], v * lanes), ir.Constant(code.i64, 3))
             return builder.bitcast(builder.gep(code.array(signature, args, index).data, [first_value]), interleaved.as_pointer())
 
+        # ask for the pixels PREFETCH_PIXELS ahead, every cache line of a block's worth (a hint, never
+        # a fault: past the row, the photo or a tail buffer it is harmless)
+        ahead = builder.bitcast(interleaved_at(7, PREFETCH_PIXELS // lanes), code.i8.as_pointer())
+        for line in range(0, VECTORS * 3 * lanes * (1 if eight_bit else 4), 64):
+            code.call(code.prefetch, builder.gep(ahead, [ir.Constant(code.i64, line)]), *code.read_to_l1)
         rgb = []
         for v in vectors:
             pixels = builder.load(interleaved_at(7, v), align=align)
