@@ -39,6 +39,9 @@ from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, checked_window
 from benchmark.hdrnet.simd_backward import segment_bin_sums
 from benchmark.hdrnet.simd_lookup import (
+    GUIDE_ALIVE_AT,
+    GUIDE_HIDDEN,
+    GUIDE_TANH_AT,
     LANES,
     MAX_BINS,
     TABLE,
@@ -48,7 +51,6 @@ from benchmark.hdrnet.simd_lookup import (
 )
 from benchmark.imaging.grid import cell_coordinate
 
-GUIDE_HIDDEN = 16  # the fused kernel's pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
 # backward: rows are split in about this many blocks (the same number per batch item, each block
 # inside one item), each with a private gradient buffer of its item's grid, summed in a fixed order:
 # a fixed split (not one per thread) makes the gradients the same for any thread count
@@ -689,19 +691,17 @@ def _guide_constants(weights: tuple) -> np.ndarray:
     numpy took six, each ~10x slower in a training step than in a loop (72 -> 23-31 us, DESIGN §10).
     """
     w1, b1, w2, b2 = weights
-    hidden = b1.shape[0]
-    tanh_at = 5 * hidden + 1
-    alive_at = tanh_at + _TANH_CONSTANTS.shape[0]
-    constants = np.empty(alive_at + hidden, np.float32)
+    hidden = GUIDE_HIDDEN
+    constants = np.empty(GUIDE_ALIVE_AT + hidden, np.float32)
     for unit in range(hidden):
         positive = w1.dtype.type(0)
         for channel in range(3):
             constants[3 * unit + channel] = w1[unit, channel]
             positive += max(w1[unit, channel], 0)
         constants[3 * hidden + unit], constants[4 * hidden + unit] = b1[unit], w2[unit]
-        constants[alive_at + unit] = b1[unit] + positive > 0  # W1 p + b1 is linear: its maximum on the cube is at a corner
+        constants[GUIDE_ALIVE_AT + unit] = b1[unit] + positive > 0  # W1 p + b1 is linear: its maximum on the cube is at a corner
     constants[5 * hidden] = b2[0]
-    constants[tanh_at:alive_at] = _TANH_CONSTANTS
+    constants[GUIDE_TANH_AT:GUIDE_ALIVE_AT] = _TANH_CONSTANTS  # numba refuses a slice of another length
     return constants
 
 

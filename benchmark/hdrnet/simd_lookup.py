@@ -85,6 +85,11 @@ def float_vector_function(module: ir.Module, name: str, lanes: int, arity: int) 
 # hardware's prefetch alone left the float32 kernel waiting on memory (DESIGN §10)
 PREFETCH_PIXELS = 640
 VECTORS = 2  # a block is VECTORS x LANES pixels, their dependency chains interleaved
+# the guide's constants as fused._guide_constants lays them out: W1 row-major (3 per hidden unit),
+# b1, w2, b2, then the rational tanh's clamp, 7 p and 4 q, then per unit whether it can fire on [0, 1]^3
+GUIDE_HIDDEN = 16  # the pointwise guide: 3-16-1 (benchmark.hdrnet.model.PointwiseGuide)
+GUIDE_TANH_AT = 5 * GUIDE_HIDDEN + 1
+GUIDE_ALIVE_AT = GUIDE_TANH_AT + 12
 
 
 class _BlockCode:
@@ -165,9 +170,8 @@ class _BlockCode:
         builder, call, fma, scalar = self.builder, self.call, self.fma, self.scalar
         zero, half = self.constant(0.0), self.constant(0.5)
         vectors = range(len(rgb))
-        hidden, chains = 16, max(1, 4 // len(rgb))
-        tanh_at = 5 * hidden + 1
-        active_at = tanh_at + 12  # after the clamp, 7 p and 4 q
+        hidden, chains = GUIDE_HIDDEN, max(1, 4 // len(rgb))
+        tanh_at, active_at = GUIDE_TANH_AT, GUIDE_ALIVE_AT
         totals = [[cgutils.alloca_once_value(builder, scalar(guide_ptr, 5 * hidden))]
                   + [cgutils.alloca_once_value(builder, zero) for _ in range(chains - 1)] for _ in vectors]
         for i in range(hidden):
