@@ -56,7 +56,7 @@ from benchmark.hdrnet.approximator import HDRNetApproximator
 from benchmark.models.registry import CONF_DIR, instantiate, options
 from benchmark.training.checkpoints import shipped_path
 from benchmark.training.losses import mse_loss
-from benchmark.training.train import CropSampler, adam, adam_step
+from benchmark.training.train import CropSampler, adam, descend
 
 SIZES = {  # name -> (width, height)
     "768x512": (768, 512), "1MP": (1152, 864), "1080p": (1920, 1080), "4MP": (2304, 1728), "12MP": (4000, 3000),
@@ -159,9 +159,7 @@ def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
 
     def step() -> None:
         inputs, targets, lowres, window = sampler.sample()
-        optimiser.zero_grad(set_to_none=True)
-        mse_loss(model(inputs, lowres, window), targets).backward()
-        adam_step(optimiser)
+        descend(optimiser, mse_loss(model(inputs, lowres, window), targets))
 
     return time_callable(step, warmup=cfg.warmup, repeats=max(3, cfg.repeats // 2))
 

@@ -243,6 +243,15 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
         )
 
 
+def descend(optimizer: torch.optim.Adam, loss: torch.Tensor) -> None:
+    """One training step on ``loss``, which the model's forward pass has just made: the old
+    gradients cleared, ``loss`` back-propagated, ``adam_step``. The training loop and the speed
+    benchmark's ``train_step`` both take it."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    adam_step(optimizer)
+
+
 def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Each parameter's optimizer state in the parameter's memory layout. The fused Adam step pairs
     values by memory order, and a loaded state keeps the layout it was saved in (a checkpoint from
@@ -355,9 +364,7 @@ def train_network(
                         f"training diverged: loss {loss.item()} at step {state['step'] + 1}/{cfg.steps} "
                         f"(train.lr={cfg.lr} is too high?); the last finite checkpoint is kept"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                adam_step(optimizer)
+                descend(optimizer, loss)
                 scheduler.step()
                 state["step"] += 1
                 state["train_seconds"] += time.perf_counter() - started
