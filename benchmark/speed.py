@@ -8,16 +8,15 @@ Writes ``speed.json`` (a list of rows: method, stage, width, height, megapixels,
 p90_ms, threads, device, ...), ``speed.csv``, ``speed.png``/``.pdf`` (time against megapixels,
 log-log) into ``out`` (default outputs/speed/<time>), and prints the table. HDRNet's stages:
 ``downsample`` (the antialiased squeeze to 256x256), ``lowres_net`` (the coefficient network),
-``fullres`` (the fused guide + slice + apply
-kernel, writing into a buffer allocated once, as the bound's copy does), ``fullres_grid_sample`` (the
-same stage as every PyTorch port does it: 1x1-conv guide, ``grid_sample``, apply), ``total`` (photo
-in, photo out: each output dropped, as a caller of ``HDRNet.enhance`` does, so the next call may
-write it again, ``benchmark.core.buffers``), ``total_video`` (the same into one output buffer passed
-as ``out``, as a video pipeline's frames), ``total_uint8`` / ``fullres_uint8`` (8-bit in and
-out); ``train_step`` / ``train_step_grid_sample``
-time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with their
-whole-photo views. The ``bound`` row
-``fullres_bandwidth`` is the time to read the input and write the output once at the measured copy
+``fullres`` (the fused guide + slice + apply kernel, writing into a buffer allocated once, as the
+bound's copy does), ``fullres_grid_sample`` (the same stage as every PyTorch port does it: 1x1-conv
+guide, ``grid_sample``, apply), ``total`` (photo in, photo out: each output dropped, as a caller of
+``HDRNet.enhance`` does, so the next call may write it again, ``benchmark.core.buffers``),
+``total_video`` (the same into one output buffer passed as ``out``, as a video pipeline's frames),
+``total_uint8`` / ``fullres_uint8`` (8-bit in and out); ``train_step`` / ``train_step_grid_sample``
+time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with
+their whole-photo views. The ``bound`` rows ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are
+the time to read the input and write the output once (float32 / 8-bit) at the measured copy
 bandwidth of this machine: no full-resolution stage can be faster.
 """
 
