@@ -37,7 +37,7 @@ def test_taps_are_a_normalised_triangle() -> None:
     np.testing.assert_allclose(weights[10], np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 32, atol=1e-7)
 
 
-def test_taps_are_made_once_per_size_and_padded_to_whole_groups() -> None:
+def test_taps_are_made_once_per_size_read_only_and_padded_to_whole_groups() -> None:
     image = np.random.default_rng(2).random((301, 203, 3), dtype=np.float32)
     first = antialiased_resize(image, (31, 64))
     hits = antialias._taps.cache_info().hits
@@ -47,6 +47,7 @@ def test_taps_are_made_once_per_size_and_padded_to_whole_groups() -> None:
     expected_starts, expected = filter_taps(301, 31)
     assert weights.shape[1] % 4 == 0 and np.array_equal(starts, expected_starts)
     assert np.array_equal(weights[:, : expected.shape[1]], expected) and not weights[:, expected.shape[1]:].any()
+    assert not starts.flags.writeable and not weights.flags.writeable  # shared by every photo of the size
 
 
 def test_bad_input_is_refused() -> None:

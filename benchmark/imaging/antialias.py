@@ -77,9 +77,12 @@ def _resize_hwc(
 def _taps(in_size: int, out_size: int, group: int) -> tuple[np.ndarray, np.ndarray]:
     """``filter_taps`` with the weights zero-padded to whole groups of ``group`` taps, made once per
     size (photos of one size share them: made afresh, the two took 0.13-0.19 ms of a 1080p
-    ``HDRNet.enhance``, DESIGN §10). Shared: read, never written."""
+    ``HDRNet.enhance``, DESIGN §10). Shared, so read-only."""
     first, weights = filter_taps(in_size, out_size)
-    return first, np.pad(weights, ((0, 0), (0, -weights.shape[1] % group)))
+    weights = np.pad(weights, ((0, 0), (0, -weights.shape[1] % group)))
+    for shared in (first, weights):
+        shared.flags.writeable = False
+    return first, weights
 
 
 def antialiased_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
