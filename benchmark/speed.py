@@ -91,6 +91,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def parse_sizes(texts: list[str]) -> list[tuple[int, int]]:
+    """The ``sizes`` setting -> (width, height) per size, in order: at least one, none twice (the
+    table has one column per size)."""
+    sizes = [parse_size(text) for text in texts]
+    if not sizes:
+        raise BenchmarkError("sizes: empty; give at least one, e.g. sizes=[1080p]")
+    for index, size in enumerate(sizes):
+        if size in sizes[:index]:
+            first, text = texts[sizes.index(size)], texts[index]
+            again = "listed twice" if text == first else f"{first!r} again ({size[0]}x{size[1]})"
+            raise BenchmarkError(f"sizes: {text!r} is {again}; list each size once")
+    return sizes
+
+
 def test_photo(width: int, height: int) -> np.ndarray:
     return np.clip(cv2.resize(read_image(PHOTO), (width, height), interpolation=cv2.INTER_CUBIC), 0, 1)
 
@@ -208,7 +222,7 @@ def _row(method: str, stage: str, width: int, height: int, timing: Timing, task:
 def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     """All rows of speed.json."""
     torch.set_flush_denormal(True)
-    sizes = [parse_size(size) for size in cfg.sizes]
+    sizes = parse_sizes(cfg.sizes)
     gpu = resolve_device(cfg.device)
     names = model_names(cfg.model)
     run_cfg = compose_run_config(cfg.task, "hdrnet")
