@@ -52,7 +52,7 @@ from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.evaluation.results import environment
 from benchmark.hdrnet.approximator import HDRNetApproximator
-from benchmark.models.registry import CONF_DIR, instantiate, options
+from benchmark.models.registry import CONF_DIR, config_path, instantiate, options
 from benchmark.training.checkpoints import shipped_path
 from benchmark.training.losses import mse_loss
 from benchmark.training.train import CropSampler, adam, descend
@@ -78,16 +78,16 @@ class SpeedConfig:
     out: str | None = None
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``1080p`` / ``12MP`` / ``640x480`` -> (width, height)."""
+def parse_size(text: str, setting: str = "sizes") -> tuple[int, int]:
+    """``1080p`` / ``12MP`` / ``640x480`` -> (width, height); errors name ``setting``."""
     if text in SIZES:
         return SIZES[text]
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise BenchmarkError(f"sizes: {text!r} is not one of {list(SIZES)} or WIDTHxHEIGHT") from None
+        raise BenchmarkError(f"{setting}: {text!r} is not one of {list(SIZES)} or WIDTHxHEIGHT") from None
     if width < 16 or height < 16:
-        raise BenchmarkError(f"sizes: {text!r} is smaller than 16x16")
+        raise BenchmarkError(f"{setting}: {text!r} is smaller than 16x16")
     return width, height
 
 
@@ -115,6 +115,8 @@ def model_names(choice: Any) -> list[str]:
     unknown = [name for name in names if name not in available]
     if unknown:
         raise BenchmarkError(f"model: {unknown} not in {available}")
+    if not names:
+        raise BenchmarkError("model: empty; give all, a name or a list of names")
     return names
 
 
@@ -252,7 +254,7 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
         size = cfg.train_crop
         for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):
             rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), cfg.task, batch=cfg.train_batch))
-        width, height = parse_size(cfg.memory_size)
+        width, height = parse_size(cfg.memory_size, "memory_size")
         memory = peak_memory(width, height)
         rows.append({"method": "hdrnet", "stage": "peak_memory", "task": cfg.task, "width": width, "height": height,
                      "megapixels": round(width * height / 1e6, 4), "device": "cpu", **memory})
@@ -351,6 +353,10 @@ def main(argv: list[str]) -> int:
     settings.number("budget_s", cfg.budget_s, 0, above=True)
     settings.integer("train_batch", cfg.train_batch, 1)
     settings.integer("train_crop", cfg.train_crop, 16)
+    config_path("task", cfg.task)  # the rest of the settings measure reads, checked before anything runs
+    model_names(cfg.model)
+    parse_sizes(cfg.sizes)
+    parse_size(cfg.memory_size, "memory_size")
     out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
     print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
     rows = measure(cfg)

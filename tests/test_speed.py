@@ -42,7 +42,8 @@ def test_speed_json_has_every_stage(tmp_path: Path) -> None:
 def test_sizes_by_name_and_bad_settings() -> None:
     assert parse_size("1080p") == (1920, 1080) and parse_size("640x480") == (640, 480)
     bad = [(["sizes=[huge]"], "sizes"), (["sizes=[]"], "sizes: empty"), (["sizes=[1080p,1920x1080]"], "'1080p' again"),
-           (["model=nonsense"], "model"), (["colour=1"], "colour")]
+           (["memory_size=huge"], "memory_size: 'huge'"), (["task=nonsense"], "task=nonsense"),
+           (["model=nonsense"], "model"), (["model=[]"], "model: empty"), (["colour=1"], "colour")]
     for argv, message in bad:
         result = subprocess.run([sys.executable, "-m", "benchmark.speed", *argv], capture_output=True, text=True,
                                 cwd=PROJECT_ROOT)
