@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -103,6 +104,24 @@ def test_model_checkpoint_loads_instead_of_training_with_identical_metrics(train
 def _junk_checkpoint(tmp_path: Path, trained: Path) -> str:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     return str(tmp_path / "junk.pt")
+
+
+def test_a_damaged_or_unsafe_model_file_is_refused_in_one_short_line(tmp_path):
+    """torch wraps a weights-only refusal in advice to load the file unrestricted (which would let
+    it run code); the error keeps only the reason."""
+    torch.save({"x": torch.zeros(3)}, tmp_path / "whole.pt")
+    files = {
+        "code.pt": (pickle.dumps({"a": print}, protocol=2), "refused by the weights-only loader: "),
+        "empty.pt": (b"", "the file ends early"),
+        "cut.pt": ((tmp_path / "whole.pt").read_bytes()[:200], "RuntimeError: PytorchStreamReader failed"),
+    }
+    for name, (data, reason) in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(BenchmarkError) as caught:
+            checkpoints.read_model(tmp_path / name)
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / name}: not a model checkpoint ({reason}"), message
+        assert "weights_only" not in message and "\n" not in message and len(message) < 300 + len(str(tmp_path))
 
 
 def _training_checkpoint(tmp_path: Path, trained: Path) -> str:

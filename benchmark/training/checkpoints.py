@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark import PROJECT_ROOT
 from benchmark.core.errors import BenchmarkError
 from benchmark.models.registry import model_class, options
-from benchmark.training.train import save_torch
+from benchmark.training.train import load_failure, save_torch
 
 MODEL_FILE = "model.pt"  # in every run directory of a learned model
 SHIPPED_DIR = PROJECT_ROOT / "checkpoints"
@@ -48,8 +48,7 @@ def read_model(path: Path) -> dict[str, Any]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip, EOF and runtime errors for a non-checkpoint
-        reason = " ".join(str(error).split())[:200]
-        raise BenchmarkError(f"{path}: not a model checkpoint ({type(error).__name__}: {reason})") from None
+        raise BenchmarkError(f"{path}: not a model checkpoint ({load_failure(error)})") from None
     if not isinstance(saved, dict) or not set(MODEL_KEYS) <= saved.keys():
         training_checkpoint = isinstance(saved, dict) and "optimizer" in saved
         hint = ", it is a training checkpoint from the cache" if training_checkpoint else ""

@@ -188,6 +188,19 @@ def _finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(parameter).all()) for parameter in model.parameters())
 
 
+def load_failure(error: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed on a file, in one short line: the
+    weights-only unpickler's own reason (not torch's wrapping advice to load the file unrestricted,
+    which would let a file run code), else the error's first sentence."""
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation", 1)[0].strip()
+        return f"refused by the weights-only loader: {detail[:160]}"
+    if isinstance(error, EOFError):
+        return "the file ends early"
+    return f"{type(error).__name__}: {text.split('. ')[0][:160]}"
+
+
 def read_training_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
     """A cached training checkpoint, or None (with a warning) when it is unreadable: truncated by a
     killed writer of an older version, emptied by a full disk, or holding non-finite weights."""
@@ -196,7 +209,7 @@ def read_training_checkpoint(path: Path, device: torch.device) -> dict[str, Any]
         usable = isinstance(saved, dict) and {"model", "optimizer", "scheduler", "sampler_rng", "progress"} <= saved.keys()
         usable = usable and all(bool(torch.isfinite(t).all()) for t in saved["model"].values() if t.is_floating_point())
     except Exception as error:  # torch raises pickle, zip, EOF and runtime errors for a damaged file
-        usable, reason = False, f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+        usable, reason = False, load_failure(error)
     else:
         reason = "not a training checkpoint of this harness, or non-finite weights"
     if not usable:
