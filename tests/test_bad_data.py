@@ -87,6 +87,15 @@ def test_photoshop_folder_runs_and_bicubic_is_refused(tmp_path, rng):
         run(compose_config([*overrides, "model=bicubic"]), tmp_path / "run2")
 
 
+def test_test_photos_no_larger_than_the_low_res_copy_are_flagged(tmp_path, photo_dir, capsys):
+    """An upsampling baseline runs the operator on such a photo at full resolution: exact scores."""
+    overrides = ["profile=smoke", "model=bicubic", f"data.root={photo_dir}", f"data.cache_dir={tmp_path}"]
+    run(compose_config(overrides), tmp_path / "run")  # smoke: longer side 96
+    assert "1 of 1 test photos are no larger than model.lowres_size=256 px" in capsys.readouterr().out
+    run(compose_config([*overrides, "model.lowres_size=48"]), tmp_path / "run2")
+    assert "no larger than" not in capsys.readouterr().out
+
+
 def test_photoshop_without_root_uses_marked_synthetic_looks(tmp_path, photo_dir):
     cfg = compose_config(["profile=smoke", "task=photoshop", "model=bicubic", f"data.root={photo_dir}",
                           f"data.cache_dir={tmp_path}"])
