@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.hdrnet.export import OnnxHDRNet, export_onnx, main
+from benchmark.hdrnet.fused import guided_slice_apply
 from benchmark.hdrnet.model import HDRNet
 from benchmark.training.checkpoints import write_model
 from tests.conftest import move_off_init
@@ -60,6 +62,26 @@ def test_uint8_export_equals_native_uint8_and_refuses_float(tmp_path: Path) -> N
         runner.enhance(image.astype(np.float32) / 255)
     with pytest.raises(BenchmarkError, match="--input-type='uint16'"):
         export_onnx(model, tmp_path / "x.onnx", "uint16")
+
+
+@pytest.mark.parametrize("input_type", ["float32", "uint8"])
+def test_the_whole_graph_gives_what_the_runner_gives(tmp_path: Path, input_type: str) -> None:
+    """Any ONNX runtime runs the file whole, the photo squeezed by the graph's own Resize;
+    OnnxHDRNet runs it from the Resize on, on the view it makes itself."""
+    model = _trained_looking_model()
+    export_onnx(model, tmp_path / "m.onnx", input_type)
+    runner = OnnxHDRNet(tmp_path / "m.onnx")
+    image = np.random.default_rng(4).random((77, 203, 3), dtype=np.float32)
+    image = np.rint(image * 255).astype(np.uint8) if input_type == "uint8" else image
+    whole = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (grid,) = whole.run(["grid"], {"image": np.ascontiguousarray(image.transpose(2, 0, 1)[None])})
+    by_whole_graph, by_runner = guided_slice_apply(image, grid, *runner.guide), runner.enhance(image)
+    assert runner.session.get_inputs()[0].shape == [1, 3, 64, 64]  # the runner never feeds the full photo
+    if input_type == "uint8":  # a value within float rounding of a half level may round either way
+        difference = np.abs(by_runner.astype(int) - by_whole_graph)
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+    else:
+        assert np.abs(by_runner - by_whole_graph).max() < 1e-5
 
 
 def test_curves_guide_is_refused(tmp_path: Path) -> None:
