@@ -264,5 +264,6 @@ def test_grid_oracle_fits_each_test_photo_better_than_the_prediction(trained, tm
     assert predicted == pytest.approx(results["summary"]["psnr"], abs=0.01)  # the run's own figure
     assert abs(identity - results["summary"]["identity_psnr"]) < 0.01
     assert fitted > predicted + 1  # the grid fitted to the target can only be closer than the prediction
-    assert oracle.main([str(tmp_path)]) == 2
-    assert "not a finished learned run" in capsys.readouterr().err
+    assert oracle.main([str(trained), str(tmp_path)]) == 2  # every run checked before the first is fitted
+    output = capsys.readouterr()
+    assert "not a finished learned run" in output.err and "| local_laplacian |" not in output.out

@@ -58,6 +58,16 @@ def fit_grid(model: HDRNet, image: torch.Tensor, target: torch.Tensor, steps: in
         return before, psnr(fused_guided_slice_apply(grid, image, hidden, out), target)
 
 
+def _pointwise_hdrnet(run: Path) -> HDRNet:
+    """The trained network of a finished HDRNet run with the pointwise guide, or one error naming the run."""
+    if not (run / ".hydra" / "config.yaml").is_file() or not (run / MODEL_FILE).is_file():
+        raise BenchmarkError(f"{run}: not a finished learned run (needs .hydra/config.yaml and {MODEL_FILE})")
+    model = load_model(run / MODEL_FILE, torch.device("cpu"))[0].network.eval()
+    if not isinstance(model, HDRNet) or not isinstance(model.guide, PointwiseGuide):
+        raise BenchmarkError(f"{run}: not an HDRNet run with model.guide=pointwise (the fused kernel's guide)")
+    return model
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m benchmark.hdrnet.oracle", description=__doc__.split("\n")[0])
@@ -68,14 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.threads < 1:
         parser.error("--steps and --threads must be positive")
     use_threads(args.threads)
+    models = {run: _pointwise_hdrnet(run) for run in args.runs}  # every run checked before any is fitted
     print("| task | photo | identity | predicted grid | fitted grid |")
     print("|---|---|---|---|---|")
-    for run in args.runs:
-        if not (run / ".hydra" / "config.yaml").is_file() or not (run / MODEL_FILE).is_file():
-            raise BenchmarkError(f"{run}: not a finished learned run (needs .hydra/config.yaml and {MODEL_FILE})")
-        model = load_model(run / MODEL_FILE, torch.device("cpu"))[0].network.eval()
-        if not isinstance(model, HDRNet) or not isinstance(model.guide, PointwiseGuide):
-            raise BenchmarkError(f"{run}: not an HDRNet run with model.guide=pointwise (the fused kernel's guide)")
+    for run, model in models.items():
         cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
         data = prepare_task(cfg, Path(cfg.data.cache_dir) / "pairs", DataIssues(strict=False, min_side=cfg.data.min_side))
         for parameter in model.parameters():
