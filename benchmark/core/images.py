@@ -110,7 +110,7 @@ def _library_message(error: Exception) -> str:
 def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise _DecodeError(
-            f"{width}x{height} = {width * height / 1e6:.0f} MP is more than max_pixels={max_pixels} "
+            f"{width}x{height} = {width * height} pixels is more than max_pixels={max_pixels} "
             "(data.max_pixels, apply --max-pixels); not decoded"
         )
 
