@@ -172,11 +172,15 @@ def test_a_task_name_means_the_shipped_checkpoint_made_by_export(trained, tmp_pa
         (["--checkpoint", "{model}", "{photo}", "{tmp}/out.gif"], "out.gif: unsupported output extension"),
         (["--checkpoint", "{model}", "{photo}"], "give an input and an output image"),
         (["--export-from", "{tmp}", "--to", "{out}"], "not a finished run .no results.json"),
+        (["--export-from", "{tmp}/bicubic_run", "--to", "{out}"], "learns nothing .no model.pt.: nothing to export"),
     ],
-    ids=["unknown-task", "missing-checkpoint", "unreadable-image", "bad-extension", "no-output", "export-unfinished"],
+    ids=["unknown-task", "missing-checkpoint", "unreadable-image", "bad-extension", "no-output", "export-unfinished",
+         "export-unlearned"],
 )
 def test_bad_input_is_one_error_line_exit_2_and_no_output(trained, photo, tmp_path, capsys, args, message):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    (tmp_path / "bicubic_run").mkdir()
+    (tmp_path / "bicubic_run" / "results.json").write_text("{}")  # a finished run that trains nothing
     values = {"photo": photo, "out": tmp_path / "out.png", "tmp": tmp_path, "model": trained / "model.pt"}
     assert apply.main([arg.format(**values) for arg in args]) == 2
     errors = capsys.readouterr().err.strip().splitlines()

@@ -109,6 +109,8 @@ def export(run_dir: Path, target: Path | None) -> Path:
     """Copy a finished run's model file to ``target`` (default: the shipped path of its task)."""
     if not (run_dir / "results.json").is_file():
         raise BenchmarkError(f"{run_dir}: not a finished run (no results.json)")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise BenchmarkError(f"{run_dir}: a run of a model that learns nothing (no {MODEL_FILE}): nothing to export")
     saved = read_model(run_dir / MODEL_FILE)
     target = target or shipped_path(saved["task"], saved["model_config"]["name"])
     save_torch(saved, target)
