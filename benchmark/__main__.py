@@ -109,11 +109,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     print(f"{len(data.train)} training{made} and {len(data.test)} test pairs: {data.source}", flush=True)
     if issues.skipped:
         print(f"{len(issues.skipped)} bad file(s) skipped (listed in results.json)", flush=True)
-    lowres_size = getattr(model, "lowres_size", None)
-    if model.needs_operator and lowres_size is not None:  # the upsampling baselines
-        small = sum(max(pair.input.shape[:2]) <= lowres_size for pair in data.test)
+    if model.lowres_size is not None:  # the upsampling baselines
+        small = sum(max(pair.input.shape[:2]) <= model.lowres_size for pair in data.test)
         if small:
-            print(f"warning: {small} of {len(data.test)} test photos are no larger than model.lowres_size={lowres_size} px: "
+            print(f"warning: {small} of {len(data.test)} test photos are no larger than "
+                  f"model.lowres_size={model.lowres_size} px: "
                   f"model={cfg.model.name} runs the operator on them at full resolution and scores them exactly",
                   flush=True)
     lpips = Lpips.load(cfg.eval.lpips_net)

@@ -38,6 +38,7 @@ class Approximator:
 
     name: str
     needs_operator: bool = False  # runs the task's operator at low resolution (upsampling baselines)
+    lowres_size: int | None = None  # such a model's longer side (px) of the copy the operator runs on
     upper_bound: bool = False  # fits on the full-resolution output: an accuracy ceiling, not a speed-up
     # model.* settings that say how to run the model, not what it learns: a checkpoint may differ in them
     runtime_settings: tuple[str, ...] = ("checkpoint",)
