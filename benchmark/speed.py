@@ -223,10 +223,12 @@ def _row(method: str, stage: str, width: int, height: int, timing: Timing, task:
 
 def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     """All rows of speed.json."""
-    torch.set_flush_denormal(True)
+    config_path("task", cfg.task)  # every setting read here checked before anything is timed
     sizes = parse_sizes(cfg.sizes)
-    gpu = resolve_device(cfg.device)
+    memory_width, memory_height = parse_size(cfg.memory_size, "memory_size")
     names = model_names(cfg.model)
+    gpu = resolve_device(cfg.device)
+    torch.set_flush_denormal(True)
     run_cfg = compose_run_config(cfg.task, "hdrnet")
     operator = instantiate(run_cfg.task.operator, "task.operator") if run_cfg.task.get("operator") else None
     models = {name: timed_model(cfg.task, name) for name in names}
@@ -254,10 +256,10 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
         size = cfg.train_crop
         for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):
             rows.append(_row("hdrnet", stage, size, size, train_step(fullres, cfg), cfg.task, batch=cfg.train_batch))
-        width, height = parse_size(cfg.memory_size, "memory_size")
-        memory = peak_memory(width, height)
-        rows.append({"method": "hdrnet", "stage": "peak_memory", "task": cfg.task, "width": width, "height": height,
-                     "megapixels": round(width * height / 1e6, 4), "device": "cpu", **memory})
+        memory = peak_memory(memory_width, memory_height)
+        rows.append({"method": "hdrnet", "stage": "peak_memory", "task": cfg.task, "width": memory_width,
+                     "height": memory_height, "megapixels": round(memory_width * memory_height / 1e6, 4),
+                     "device": "cpu", **memory})
     return rows
 
 
@@ -353,10 +355,6 @@ def main(argv: list[str]) -> int:
     settings.number("budget_s", cfg.budget_s, 0, above=True)
     settings.integer("train_batch", cfg.train_batch, 1)
     settings.integer("train_crop", cfg.train_crop, 16)
-    config_path("task", cfg.task)  # the rest of the settings measure reads, checked before anything runs
-    model_names(cfg.model)
-    parse_sizes(cfg.sizes)
-    parse_size(cfg.memory_size, "memory_size")
     out = Path(cfg.out or f"outputs/speed/{datetime.now():%Y-%m-%d_%H-%M-%S}")
     print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}", flush=True)
     rows = measure(cfg)
