@@ -6,12 +6,13 @@ Usage: python -m benchmark.hdrnet.export (--task TASK | --checkpoint model.pt) -
 The graph takes the full-resolution photo ``(1, 3, H, W)`` (any H, W; float32 in [0, 1], or uint8
 with ``--input-type uint8``: 8-bit photos in and out, scaled to float inside the graph as
 ``HDRNet.enhance`` scales its view), squeezes it to the network's low-res square and returns the
-bilateral grid ``(1, 12, D, Hg, Wg)``: any ONNX runtime can run it whole. The pointwise guide's 65 weights travel in the file's metadata
-(``hdrnet_guide``), so :class:`OnnxHDRNet` needs only onnxruntime + the fused kernel to turn a photo
-into its output. It runs the graph from its ``Resize`` on and makes that node's input itself, the
-low-res view, as ``HDRNet.enhance`` does (``antialiased_resize``, reading 8-bit pixels as value /
-255): the whole graph would copy the photo at full resolution into NCHW and, for 8-bit photos, into
-float32 twice (its Cast and Div) before squeezing it (1080p: 16 against 4 ms end to end).
+bilateral grid ``(1, 12, D, Hg, Wg)``: any ONNX runtime can run it whole. The pointwise guide's 65
+weights travel in the file's metadata (``hdrnet_guide``), so :class:`OnnxHDRNet` needs only
+onnxruntime + the fused kernel to turn a photo into its output. It runs the graph from its
+``Resize`` on and makes that node's input itself, the low-res view, as ``HDRNet.enhance`` does
+(``antialiased_resize``, reading 8-bit pixels as value / 255): the whole graph would copy the photo
+at full resolution into NCHW and, for 8-bit photos, into float32 twice (its Cast and Div) before
+squeezing it (1080p: 16 against 4 ms end to end).
 """
 
 from __future__ import annotations
