@@ -13,9 +13,10 @@ bound's copy does), ``fullres_grid_sample`` (the same stage as every PyTorch por
 guide, ``grid_sample``, apply), ``total`` (photo in, photo out: each output dropped, as a caller of
 ``HDRNet.enhance`` does, so the next call may write it again, ``benchmark.core.buffers``),
 ``total_video`` (the same into one output buffer passed as ``out``, as a video pipeline's frames),
-``total_uint8`` / ``fullres_uint8`` (8-bit in and out); ``train_step`` / ``train_step_grid_sample``
-time one Adam step (forward + backward) of the ``quick`` profile: batch 4 of 256x256 crops with
-their whole-photo views. The ``bound`` rows ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are
+``total_uint8`` / ``fullres_uint8`` (8-bit in and out), ``total_uint8_via_float32`` (the same 8-bit
+photo through the float32 path: converted in, rounded out, as a caller without the 8-bit path
+does); ``train_step`` / ``train_step_grid_sample`` time one Adam step (forward + backward) of the
+``quick`` profile: batch 4 of 256x256 crops with their whole-photo views. The ``bound`` rows ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are
 the time to read the input and write the output once (float32 / 8-bit) at the measured copy
 bandwidth of this machine: no full-resolution stage can be faster.
 """
@@ -310,6 +311,9 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         eight_bit, eight_bit_bound = get("hdrnet", "total_uint8"), get("bound", "fullres_bandwidth_uint8")
         if eight_bit is not None and total is not None:
             line += f"; uint8 in and out {eight_bit:.2f} ms = {eight_bit / total:.0%} of float32"
+            round_trip = get("hdrnet", "total_uint8_via_float32")
+            if round_trip is not None:
+                line += f", {eight_bit / round_trip:.0%} of the same photo through float32 ({round_trip:.2f} ms)"
             fused_eight_bit = get("hdrnet", "fullres_uint8")
             if fused_eight_bit is not None and eight_bit_bound:
                 line += f" (fused stage {fused_eight_bit:.2f} ms = {fused_eight_bit / eight_bit_bound:.1f}x its bound)"

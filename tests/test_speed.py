@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmark import PROJECT_ROOT
 from benchmark.speed import main, parse_size, timed_model
+from benchmark.speed import test_photo as speed_photo  # (its name would make pytest collect it)
 from benchmark.training.checkpoints import read_model, shipped_path
 
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
@@ -28,7 +30,9 @@ def test_speed_json_has_every_stage(tmp_path: Path) -> None:
     for expected in [("reference", "total"), ("bicubic", "total"), ("bound", "fullres_bandwidth"),
                      ("hdrnet", "total"), ("hdrnet", "downsample"), ("hdrnet", "lowres_net"), ("hdrnet", "fullres"),
                      ("hdrnet", "total_video"), ("hdrnet", "fullres_grid_sample"), ("hdrnet", "train_step"),
-                     ("hdrnet", "train_step_grid_sample"), ("hdrnet", "peak_memory")]:
+                     ("hdrnet", "train_step_grid_sample"), ("hdrnet", "peak_memory"), ("hdrnet", "total_uint8"),
+                     ("hdrnet", "fullres_uint8"), ("hdrnet", "total_uint8_via_float32"),
+                     ("bound", "fullres_bandwidth_uint8")]:
         assert expected in stages
     for row in timed:
         assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["threads"] >= 1
@@ -60,3 +64,16 @@ def test_hdrnet_is_timed_with_the_tasks_shipped_weights() -> None:
     assert all(torch.equal(value, weights[name]) for name, value in model.network.state_dict().items())
     assert timed_model("fivek", "hdrnet").loaded is None  # no shipped weights for it: the initial network
     assert timed_model("local_laplacian", "lut3d").loaded is None
+
+
+def test_hdrnet_eight_bit_stages_compute_what_they_name() -> None:
+    """total_uint8 is the 8-bit path, total_uint8_via_float32 the same photo through the float path:
+    the same output, at most a level apart (8-bit output is the float path rounded)."""
+    photo = speed_photo(96, 64)
+    with torch.no_grad():  # as measure runs them
+        stages = timed_model("local_laplacian", "hdrnet").timing_stages(photo, None, torch.device("cpu"))
+        eight_bit, round_trip = stages["total_uint8"](), stages["total_uint8_via_float32"]()
+    assert eight_bit.dtype == round_trip.dtype == np.uint8 and eight_bit.shape == round_trip.shape == photo.shape
+    difference = np.abs(eight_bit.astype(int) - round_trip.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+    assert not np.array_equal(eight_bit, np.rint(photo * 255).astype(np.uint8))  # the model did something

@@ -45,7 +45,7 @@ class HDRNetApproximator(NetworkApproximator):
     ) -> dict[str, Callable[[], object]]:
         """total, downsample, lowres_net, fullres (the fused kernel: numba on CPU, Triton on CUDA) and
         fullres_grid_sample on ``device`` (a CUDA device gets a copy of the network); on CPU also
-        total_video (into a reused output buffer), total_uint8 and fullres_uint8."""
+        total_video (into a reused output buffer), total_uint8, total_uint8_via_float32 and fullres_uint8."""
         model = self.network.eval()
         if device.type != "cpu":
             model = copy.deepcopy(model).to(device)
@@ -68,6 +68,10 @@ class HDRNetApproximator(NetworkApproximator):
             # a video pipeline's frames: the output buffer allocated once (no page faults per frame)
             stages["total_video"] = lambda: model.enhance(image, out=frame)
             stages["total_uint8"] = lambda: model.enhance(eight_bit)
+            # the same 8-bit photo through the float32 path, as a caller without the 8-bit path runs it:
+            # a float copy in, a rounded copy out (the round trip the 8-bit path spares)
+            stages["total_uint8_via_float32"] = lambda: np.rint(
+                model.enhance(eight_bit.astype(np.float32) / 255) * 255).astype(np.uint8)
             # the kernel alone writes into a buffer allocated once, as the bound's copy does
             stages["fullres"] = lambda: guided_slice_apply(image, grid_np, *weights, out=frame)
             stages["fullres_uint8"] = lambda: guided_slice_apply(eight_bit, grid_np, *weights, out=frame_eight_bit)
