@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, speed
 from benchmark.speed import main, parse_size, timed_model
-from benchmark.speed import test_photo as speed_photo  # (its name would make pytest collect it)
 from benchmark.training.checkpoints import read_model, shipped_path
 
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
@@ -69,7 +68,7 @@ def test_hdrnet_is_timed_with_the_tasks_shipped_weights() -> None:
 def test_hdrnet_eight_bit_stages_compute_what_they_name() -> None:
     """total_uint8 is the 8-bit path, total_uint8_via_float32 the same photo through the float path:
     the same output, at most a level apart (8-bit output is the float path rounded)."""
-    photo = speed_photo(96, 64)
+    photo = speed.test_photo(96, 64)  # (imported by name, pytest would collect it as a test)
     with torch.no_grad():  # as measure runs them
         stages = timed_model("local_laplacian", "hdrnet").timing_stages(photo, None, torch.device("cpu"))
         eight_bit, round_trip = stages["total_uint8"](), stages["total_uint8_via_float32"]()
