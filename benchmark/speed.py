@@ -17,8 +17,9 @@ guide, ``grid_sample``, apply), ``total`` (photo in, photo out: each output drop
 photo through the float32 path: converted in, rounded out, as a caller without the 8-bit path
 does); ``train_step`` / ``train_step_grid_sample`` time one Adam step (forward + backward) of the
 ``quick`` profile: batch 4 of 256x256 crops with their whole-photo views. The ``bound`` rows ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are
-the time to read the input and write the output once (float32 / 8-bit) at the measured copy
-bandwidth of this machine: no full-resolution stage can be faster.
+the time to read the input and write the output once (float32 / 8-bit) at this machine's copy
+bandwidth, measured at each size just before the models' stages: no full-resolution stage can be
+faster.
 """
 
 from __future__ import annotations
@@ -233,13 +234,15 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     run_cfg = compose_run_config(cfg.task, "hdrnet")
     operator = instantiate(run_cfg.task.operator, "task.operator") if run_cfg.task.get("operator") else None
     models = {name: timed_model(cfg.task, name) for name in names}
-    bandwidth = copy_bandwidth(cfg)
     rows: list[dict[str, Any]] = []
     for width, height in sizes:
         photo = test_photo(width, height)
         print(f"{width}x{height}", flush=True)
         if operator is not None:
             rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), cfg.task))
+        # measured at each size, just before the stages it bounds: this machine's copy bandwidth moved
+        # between 33 and 61 GB/s from run to run within an hour, so a bound from the run's start need not hold
+        bandwidth = copy_bandwidth(cfg)
         for stage, bytes_per_value in (("fullres_bandwidth", 4), ("fullres_bandwidth_uint8", 1)):
             bound_ms = 2 * photo.size * bytes_per_value / bandwidth * 1e3  # read the input, write the output
             rows.append({**_row("bound", stage, width, height, Timing(bound_ms, bound_ms, bound_ms, bound_ms, 1, 0,

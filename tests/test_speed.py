@@ -17,8 +17,16 @@ from benchmark.training.checkpoints import read_model, shipped_path
 ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_ms", "p10_ms", "p90_ms", "threads", "device"}
 
 
-def test_speed_json_has_every_stage(tmp_path: Path) -> None:
+def test_speed_json_has_every_stage(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "speed"
+    bandwidths = []  # each size's bound from the copy bandwidth measured at that size
+
+    def copy_bandwidth(cfg) -> float:
+        bandwidths.append(measured(cfg) * (1 + len(bandwidths)))  # a different figure at each call
+        return bandwidths[-1]
+
+    measured = speed.copy_bandwidth
+    monkeypatch.setattr(speed, "copy_bandwidth", copy_bandwidth)
     code = main(["model=[hdrnet,bicubic]", "sizes=[96x64,128x96]", "repeats=3", "warmup=1", "train_crop=64",
                  "train_batch=2", "memory_size=64x64", f"out={out}"])
     assert code == 0
@@ -37,6 +45,8 @@ def test_speed_json_has_every_stage(tmp_path: Path) -> None:
         assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["threads"] >= 1
     sizes = {(row["width"], row["height"]) for row in timed if row["method"] == "reference"}
     assert sizes == {(96, 64), (128, 96)}
+    bounds = [row for row in rows if row["method"] == "bound"]
+    assert len(bandwidths) == 2 and [row["gb_per_s"] * 1e9 for row in bounds] == [bandwidths[0]] * 2 + [bandwidths[1]] * 2
     memory = next(row for row in rows if row["stage"] == "peak_memory")
     assert memory["image_bytes"] == 64 * 64 * 3 * 4 and memory["peak_bytes"] > 0
     assert (out / "speed.png").is_file() and (out / "speed.pdf").is_file() and (out / "speed.csv").is_file()
