@@ -16,10 +16,10 @@ guide, ``grid_sample``, apply), ``total`` (photo in, photo out: each output drop
 ``total_uint8`` / ``fullres_uint8`` (8-bit in and out), ``total_uint8_via_float32`` (the same 8-bit
 photo through the float32 path: converted in, rounded out, as a caller without the 8-bit path
 does); ``train_step`` / ``train_step_grid_sample`` time one Adam step (forward + backward) of the
-``quick`` profile: batch 4 of 256x256 crops with their whole-photo views. The ``bound`` rows ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are
-the time to read the input and write the output once (float32 / 8-bit) at this machine's copy
-bandwidth, measured at each size just before the models' stages: no full-resolution stage can be
-faster.
+``quick`` profile: batch 4 of 256x256 crops with their whole-photo views. The ``bound`` rows
+``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are the time to read the input and write the
+output once (float32 / 8-bit) at this machine's copy bandwidth, measured at each size just before
+the models' stages: no full-resolution stage can be faster.
 """
 
 from __future__ import annotations
