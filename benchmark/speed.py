@@ -241,7 +241,7 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
         if operator is not None:
             rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), cfg.task))
         # measured at each size, just before the stages it bounds: this machine's copy bandwidth moved
-        # between 33 and 61 GB/s from run to run within an hour, so a bound from the run's start need not hold
+        # between 33 and 61 GB/s from run to run within minutes, so a bound from the run's start need not hold
         bandwidth = copy_bandwidth(cfg)
         for stage, bytes_per_value in (("fullres_bandwidth", 4), ("fullres_bandwidth_uint8", 1)):
             bound_ms = 2 * photo.size * bytes_per_value / bandwidth * 1e3  # read the input, write the output
