@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -55,3 +56,16 @@ def test_bad_input_is_refused() -> None:
         antialiased_resize(np.zeros((8, 8, 3), np.float64), (4, 4))
     with pytest.raises(ValueError, match=r"\(8, 8\)"):
         antialiased_resize(np.zeros((8, 8), np.float32), (4, 4))
+
+
+def test_runs_on_torchs_thread_count() -> None:
+    """Every caller (HDRNet.photo_view, OnnxHDRNet) gets numba's threads matched to torch's, as the
+    fused kernel does: a process asked for one thread uses one."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        antialiased_resize(np.zeros((64, 48, 3), np.float32), (16, 16))
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -15,7 +15,6 @@ from torch import nn
 from benchmark.core import settings
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.images import from_tensor, to_tensor
-from benchmark.core.runtime import match_numba_threads
 from benchmark.hdrnet.bilateral import N_COEFFS, apply_affine, bilateral_slice
 from benchmark.hdrnet.fused import (
     GUIDE_HIDDEN,
@@ -214,7 +213,6 @@ class HDRNet(nn.Module):
         2.5x faster: DESIGN §10), which reads 8-bit pixels as value / 255 without a float copy of
         the photo: an 8-bit photo's view is its float photo's view."""
         if self.lowres_interpolation == "bilinear":
-            match_numba_threads()
             view = antialiased_resize(image, (self.lowres_size, self.lowres_size))  # HWC
             return torch.from_numpy(view).permute(2, 0, 1)[None]
         pixels = image if image.flags.writeable else image.copy()  # torch takes only writable memory (as to_tensor)

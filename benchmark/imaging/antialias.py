@@ -18,6 +18,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from benchmark.core.runtime import match_numba_threads
+
 
 def filter_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per output index the first input index and the normalised triangle-filter weights
@@ -96,5 +98,6 @@ def antialiased_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x_first, x_weights = _taps(width, size[1], 1)
     out = np.empty((*size, 3), np.float32)
     scale = 1 / 255 if image.dtype == np.uint8 else 1.0
+    match_numba_threads()
     _resize_hwc(np.ascontiguousarray(image), y_first, y_weights, x_first, x_weights, scale, out)
     return out
