@@ -54,7 +54,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmark.core.images import read_image, resize
+from benchmark.core.images import ImageError, read_image, resize
 from benchmark.imaging.colour import lapfilter_intensity, recolour
 from benchmark.imaging.pyramids import collapse, laplacian_pyramid
 from operators.checks import check_image, check_number
@@ -116,7 +116,7 @@ def _exemplar_image(path: str) -> np.ndarray:
     """The exemplar's pixels, read once per path and shrunk to WORK_SIDE (read-only)."""
     try:
         image = read_image(path)
-    except Exception as error:  # ImageError "<path>: <reason>": unreadable, truncated, unsupported
+    except ImageError as error:  # "<path>: <reason>": unreadable, truncated, unsupported
         raise ValueError(f"exemplar: {error}") from None
     image = _shrink(image, WORK_SIDE)
     image.setflags(write=False)
