@@ -18,8 +18,11 @@ photo through the float32 path: converted in, rounded out, as a caller without t
 does); ``train_step`` / ``train_step_grid_sample`` time one Adam step (forward + backward) of the
 ``quick`` profile: batch 4 of 256x256 crops with their whole-photo views. The ``bound`` rows
 ``fullres_bandwidth`` / ``fullres_bandwidth_uint8`` are the time to read the input and write the
-output once (float32 / 8-bit) at this machine's copy bandwidth, measured at each size just before
-the models' stages: no full-resolution stage can be faster.
+output once (float32 / 8-bit) at this machine's copy bandwidth: no full-resolution stage can be
+faster. Each model's stages at each size are timed against each other in interleaved rounds (each
+round times each once, right after an untimed call of its own, in a shuffled order), and the
+bound's copy in HDRNet's rounds, so that the machine's drift within a run hits them alike; slow
+stages and ``fullres_grid_sample`` run alone.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from benchmark.core.errors import BenchmarkError, command
 from benchmark.core.files import write_bytes_atomic, write_errors, write_json_atomic
 from benchmark.core.images import read_image
 from benchmark.core.runtime import keep_freed_memory, resolve_device
-from benchmark.core.timing import Timing, time_callable
+from benchmark.core.timing import Timing, time_callable, time_rounds
 from benchmark.data.pairs import Pair
 from benchmark.data.photos import BUNDLED_PHOTOS
 from benchmark.evaluation.results import environment
@@ -62,6 +65,7 @@ from benchmark.training.train import CropSampler, adam, descend
 SIZES = {  # name -> (width, height)
     "768x512": (768, 512), "1MP": (1152, 864), "1080p": (1920, 1080), "4MP": (2304, 1728), "12MP": (4000, 3000),
 }
+BOUND_COPY = "bound copy"  # the bandwidth copy among a model's stages (no stage is named so)
 PHOTO = BUNDLED_PHOTOS / "kodim05.png"  # real content: the guide's spread sets how many luma bins a row touches
 
 
@@ -137,13 +141,36 @@ def timed_model(task: str, model: str, *overrides: str) -> Any:
     return instantiate(compose_run_config(task, model, *shipped, *overrides).model, "model")
 
 
-def timed(fn: Any, cfg: SpeedConfig, device: str = "cpu") -> Timing:
-    """time_callable with repeats cut down for slow calls, so one run fits in minutes."""
+def timed(fn: Any, cfg: SpeedConfig, device: str = "cpu", once_s: float | None = None) -> Timing:
+    """time_callable with repeats cut down for slow calls, so one run fits in minutes (``once_s``: a
+    call's time when the caller has just made one, which then counts as a warm-up call)."""
+    if once_s is None:
+        once_s = _one_call(fn)
+    repeats = int(min(cfg.repeats, max(3, cfg.budget_s // max(once_s, 1e-9))))
+    return time_callable(fn, warmup=max(cfg.warmup - 1, 0), repeats=repeats, device=device)
+
+
+def _one_call(fn: Any) -> float:
     start = time.perf_counter()
     fn()
-    once = time.perf_counter() - start
-    repeats = int(min(cfg.repeats, max(3, cfg.budget_s // max(once, 1e-9))))
-    return time_callable(fn, warmup=max(cfg.warmup - 1, 0), repeats=repeats, device=device)
+    return time.perf_counter() - start
+
+
+def timed_against_each_other(
+    stages: dict[str, Any], cfg: SpeedConfig, device: str = "cpu", alone: tuple[str, ...] = ()
+) -> dict[str, Timing]:
+    """Each stage timed as ``timed`` does; those fast enough for ``cfg.repeats`` runs within
+    ``budget_s`` in interleaved rounds (``time_rounds``), so that a drift in the machine's speed
+    within the run (15-35% from minute to minute here) hits them alike and their ratios hold. The
+    slow ones and ``alone`` are timed one after the other afterwards, in the order given."""
+    onces = {name: _one_call(fn) for name, fn in stages.items() if name not in alone}
+    # in rounds, each timed call follows an untimed one of its own: twice the calls
+    together = {name: stages[name] for name, once in onces.items() if cfg.budget_s // max(2 * once, 1e-9) >= cfg.repeats}
+    timings = time_rounds(together, warmup=max(cfg.warmup - 1, 0), repeats=cfg.repeats, device=device)
+    for name, fn in stages.items():
+        if name not in timings:
+            timings[name] = timed(fn, cfg, device, onces.get(name))
+    return {name: timings[name] for name in stages}
 
 
 @numba.njit(parallel=True, cache=True)
@@ -152,12 +179,11 @@ def _parallel_copy(source: np.ndarray, target: np.ndarray) -> None:
         target[i] = source[i]
 
 
-def copy_bandwidth(cfg: SpeedConfig) -> float:
-    """Bytes per second read + written by a multi-threaded copy of 256 MB (out of cache)."""
+def bandwidth_copy() -> tuple[Any, int]:
+    """A multi-threaded copy of 256 MB (out of cache), and the bytes it reads + writes."""
     source = np.ones(64 * 2**20, np.float32)
     target = np.empty_like(source)
-    timing = time_callable(lambda: _parallel_copy(source, target), warmup=2, repeats=cfg.repeats)
-    return 2 * source.nbytes / (timing.median_ms / 1e3)
+    return (lambda: _parallel_copy(source, target)), 2 * source.nbytes
 
 
 def train_step(fullres: str, cfg: SpeedConfig) -> Timing:
@@ -234,19 +260,15 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
     run_cfg = compose_run_config(cfg.task, "hdrnet")
     operator = instantiate(run_cfg.task.operator, "task.operator") if run_cfg.task.get("operator") else None
     models = {name: timed_model(cfg.task, name) for name in names}
+    copy, copied_bytes = bandwidth_copy()
     rows: list[dict[str, Any]] = []
     for width, height in sizes:
         photo = test_photo(width, height)
         print(f"{width}x{height}", flush=True)
         if operator is not None:
             rows.append(_row("reference", "total", width, height, timed(lambda: operator(photo), cfg), cfg.task))
-        # measured at each size, just before the stages it bounds: this machine's copy bandwidth moved
-        # between 33 and 61 GB/s from run to run within minutes, so a bound from the run's start need not hold
-        bandwidth = copy_bandwidth(cfg)
-        for stage, bytes_per_value in (("fullres_bandwidth", 4), ("fullres_bandwidth_uint8", 1)):
-            bound_ms = 2 * photo.size * bytes_per_value / bandwidth * 1e3  # read the input, write the output
-            rows.append({**_row("bound", stage, width, height, Timing(bound_ms, bound_ms, bound_ms, bound_ms, 1, 0,
-                         numba.get_num_threads(), "cpu"), cfg.task), "gb_per_s": bandwidth / 1e9})
+        copy_timing = None  # the bound's copy runs in the rounds of the stage it bounds, HDRNet's fullres:
+        # this machine's copy bandwidth moved between 33 and 61 GB/s within minutes
         for name, model in models.items():
             extra = {"task": cfg.task, "needs_operator": model.needs_operator, "parameters": model.parameter_count()}
             if model.needs_operator and operator is None:
@@ -254,8 +276,17 @@ def measure(cfg: SpeedConfig) -> list[dict[str, Any]]:
             given = operator if model.needs_operator else None
             with torch.no_grad():
                 for device in [torch.device("cpu")] + ([gpu] if gpu.type == "cuda" else []):
-                    for stage, fn in model.timing_stages(photo, given, device).items():
-                        rows.append(_row(name, stage, width, height, timed(fn, cfg, str(device)), **extra))
+                    stages = model.timing_stages(photo, given, device)
+                    with_copy = device.type == "cpu" and "fullres" in stages and copy_timing is None
+                    timings = timed_against_each_other({**({BOUND_COPY: copy} if with_copy else {}), **stages},
+                                                       cfg, str(device), model.stages_timed_alone)
+                    copy_timing = timings.pop(BOUND_COPY) if with_copy else copy_timing
+                    rows += [_row(name, stage, width, height, timing, **extra) for stage, timing in timings.items()]
+        bandwidth = copied_bytes / ((copy_timing or timed(copy, cfg)).median_ms / 1e3)
+        for stage, bytes_per_value in (("fullres_bandwidth", 4), ("fullres_bandwidth_uint8", 1)):
+            bound_ms = 2 * photo.size * bytes_per_value / bandwidth * 1e3  # read the input, write the output
+            rows.append({**_row("bound", stage, width, height, Timing(bound_ms, bound_ms, bound_ms, bound_ms, 1, 0,
+                         numba.get_num_threads(), "cpu"), cfg.task), "gb_per_s": bandwidth / 1e9})
     if any(isinstance(model, HDRNetApproximator) for model in models.values()):  # the fused kernel's own benchmarks
         size = cfg.train_crop
         for stage, fullres in (("train_step", "fused"), ("train_step_grid_sample", "grid_sample")):

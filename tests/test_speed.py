@@ -19,14 +19,14 @@ ROW_KEYS = {"method", "stage", "task", "width", "height", "megapixels", "median_
 
 def test_speed_json_has_every_stage(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "speed"
-    bandwidths = []  # each size's bound from the copy bandwidth measured at that size
+    groups = []  # each set of stages timed against each other in rounds, with its timings
 
-    def copy_bandwidth(cfg) -> float:
-        bandwidths.append(measured(cfg) * (1 + len(bandwidths)))  # a different figure at each call
-        return bandwidths[-1]
+    def recording_rounds(fns, **kwargs):
+        groups.append(rounds(fns, **kwargs))
+        return dict(groups[-1])
 
-    measured = speed.copy_bandwidth
-    monkeypatch.setattr(speed, "copy_bandwidth", copy_bandwidth)
+    rounds = speed.time_rounds
+    monkeypatch.setattr(speed, "time_rounds", recording_rounds)
     code = main(["model=[hdrnet,bicubic]", "sizes=[96x64,128x96]", "repeats=3", "warmup=1", "train_crop=64",
                  "train_batch=2", "memory_size=64x64", f"out={out}"])
     assert code == 0
@@ -45,9 +45,15 @@ def test_speed_json_has_every_stage(tmp_path: Path, monkeypatch) -> None:
         assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["threads"] >= 1
     sizes = {(row["width"], row["height"]) for row in timed if row["method"] == "reference"}
     assert sizes == {(96, 64), (128, 96)}
+    # at each size the bound's copy ran in HDRNet's rounds (grid_sample alone), and the bound is its bandwidth
+    with_copy = [group for group in groups if speed.BOUND_COPY in group]
+    assert len(with_copy) == 2
+    assert all({"fullres", "fullres_uint8", "total", "total_uint8"} <= group.keys() for group in with_copy)
+    assert not any("fullres_grid_sample" in group for group in groups)
+    copied = 2 * 64 * 2**20 * 4  # speed.bandwidth_copy's 256 MB, read and written
+    measured = [copied / (group[speed.BOUND_COPY].median_ms / 1e3) / 1e9 for group in with_copy]
     bounds = [row for row in rows if row["method"] == "bound"]
-    assert len(bandwidths) == 2
-    assert [row["gb_per_s"] for row in bounds] == [bandwidths[0] / 1e9] * 2 + [bandwidths[1] / 1e9] * 2
+    assert [row["gb_per_s"] for row in bounds] == [measured[0]] * 2 + [measured[1]] * 2
     memory = next(row for row in rows if row["stage"] == "peak_memory")
     assert memory["image_bytes"] == 64 * 64 * 3 * 4 and memory["peak_bytes"] > 0
     assert (out / "speed.png").is_file() and (out / "speed.pdf").is_file() and (out / "speed.csv").is_file()

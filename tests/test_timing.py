@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from benchmark.core.timing import Timing, time_callable
+from benchmark.core import timing
+from benchmark.core.timing import Timing, time_callable, time_rounds
 
 
 def test_sleep_is_timed_in_milliseconds_and_calls_are_counted():
@@ -40,3 +41,38 @@ def test_to_dict_and_ms_per_megapixel():
     assert timing.ms_per_megapixel(2000, 1000) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="width=0"):
         timing.ms_per_megapixel(0, 10)
+
+
+def test_rounds_time_each_call_once_per_round_in_orders_that_vary_and_repeat():
+    log = []
+    calls = {name: (lambda name=name: log.append(name)) for name in "abcd"}
+    timings = time_rounds(calls, warmup=2, repeats=6)
+    assert log[:8] == list("aabbccdd")  # the warm-up calls first
+    rounds = [log[8 + 8 * k: 16 + 8 * k] for k in range(6)]
+    assert len(log) == 8 + 6 * 8
+    assert all(one[::2] == one[1::2] for one in rounds)  # each timed call right after an untimed one of its own
+    assert all(sorted(one[::2]) == list("abcd") for one in rounds)
+    assert len({tuple(one) for one in rounds}) > 1  # shuffled, so no call always follows the same one
+    log.clear()
+    time_rounds(calls, warmup=2, repeats=6)
+    assert [log[8 + 8 * k: 16 + 8 * k] for k in range(6)] == rounds  # seeded: every run the same orders
+    assert set(timings) == set("abcd") and all(t.runs == 6 and t.warmup == 2 for t in timings.values())
+
+
+def test_a_drift_within_the_run_hits_calls_in_rounds_alike(monkeypatch):
+    """b costs twice a; the machine slows down as the run goes on (a fake clock). Timed in rounds, the
+    ratio holds; one after the other, b is timed later, in a slower state, and reads too slow."""
+    clock, calls = [0.0], [0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+
+    def work(cost: float):
+        def call() -> None:
+            calls[0] += 1
+            clock[0] += cost * (1 + calls[0] / 100)
+        return call
+
+    rounds = time_rounds({"a": work(1.0), "b": work(2.0)}, warmup=1, repeats=9)
+    assert abs(rounds["b"].median_ms / rounds["a"].median_ms - 2) < 0.05
+    calls[0] = 0
+    a, b = time_callable(work(1.0), warmup=1, repeats=9), time_callable(work(2.0), warmup=1, repeats=9)
+    assert b.median_ms / a.median_ms > 2.15

@@ -42,6 +42,8 @@ class Approximator:
     upper_bound: bool = False  # fits on the full-resolution output: an accuracy ceiling, not a speed-up
     # model.* settings that say how to run the model, not what it learns: a checkpoint may differ in them
     runtime_settings: tuple[str, ...] = ("checkpoint",)
+    # timing_stages that benchmark.speed times on their own, after the others' interleaved rounds
+    stages_timed_alone: tuple[str, ...] = ()
 
     def fit(self, train: PairSet, context: FitContext) -> dict[str, Any]:
         """Train (or do nothing); returns a summary for results.json (empty when nothing to say)."""
