@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.images import write_image
-from benchmark.core.timing import time_rounds
+from benchmark.core.timing import time_callable
 from benchmark.data.pairs import PairSet
 from benchmark.evaluation.metrics import Lpips, psnr, scorers
 from benchmark.models.interface import Approximator, Operator
@@ -46,11 +46,13 @@ def evaluate(
         if pair.name in example_names:
             examples[pair.name] = {"input": pair.input, "target": pair.target, "output": output}
         height, width = pair.input.shape[:2]
-        calls = {"model": lambda: model.predict(pair.input, model_operator)}
-        if operator is not None:  # timed in the same rounds: the speed-up is a ratio of the two
-            calls["reference"] = lambda: operator(pair.input)
-        times = time_rounds(calls, warmup=timing.warmup, repeats=timing.repeats, device=device)
-        model_time, reference_time = times["model"], times.get("reference")
+        model_time = time_callable(
+            lambda: model.predict(pair.input, model_operator),
+            warmup=timing.warmup, repeats=timing.repeats, device=device,
+        )
+        reference_time = None if operator is None else time_callable(
+            lambda: operator(pair.input), warmup=timing.warmup, repeats=timing.repeats, device="cpu"
+        )
         rows.append(
             {
                 "image": pair.name,
